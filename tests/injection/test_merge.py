@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import tiny_models
+
+import tf_adapters as tfa
+from tf_adapters.core.adapter_layer import AdapterLayer
+
+FAMILIES = list(tiny_models.BACKBONES)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_merge_unmerge_and_unload_keep_outputs(family, method):
+    backbone = tiny_models.backbone(family)
+    x = tiny_models.inputs()
+    base = np.asarray(backbone(x))
+    tfa.add_adapter(backbone, tiny_models.all_configs()[method], name="t")
+    tiny_models.randomize_adapter(backbone)
+    adapted = np.asarray(backbone(x))
+    assert np.abs(adapted - base).max() > 1e-3
+
+    tfa.merge_adapter(backbone)
+    np.testing.assert_allclose(np.asarray(backbone(x)), adapted, atol=1e-5)
+    tfa.unmerge_adapter(backbone)
+    np.testing.assert_allclose(np.asarray(backbone(x)), adapted, atol=1e-5)
+
+    plain = tfa.merge_and_unload(backbone)
+    assert type(plain) is type(tiny_models.backbone(family))
+    assert not any(isinstance(x, AdapterLayer) for x in plain._flatten_layers())
+    assert all(v.trainable for v in plain.weights)
+    np.testing.assert_allclose(np.asarray(plain(x)), adapted, atol=1e-5)
+
+
+ALL_PROJECTIONS = [
+    "query",
+    "key",
+    "value",
+    "attention_output",
+    "feedforward_intermediate_dense",
+    "feedforward_output_dense",
+]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        tfa.LoraConfig(rank=2, target_layers=ALL_PROJECTIONS),
+        tfa.IA3Config(target_layers=ALL_PROJECTIONS),
+    ],
+    ids=["lora", "ia3"],
+)
+def test_merge_is_exact_on_projections_with_fused_activation(config):
+    # GPT-2's feed-forward input projection is Dense(activation="gelu"): the
+    # update must act before the activation for the merge to be exact.
+    backbone = tiny_models.backbone("gpt2")
+    x = tiny_models.inputs()
+    base = np.asarray(backbone(x))
+    tfa.add_adapter(backbone, config, name="t")
+    tiny_models.randomize_adapter(backbone)
+    adapted = np.asarray(backbone(x))
+    plain = tfa.merge_and_unload(backbone)
+    np.testing.assert_allclose(np.asarray(plain(x)), adapted, atol=1e-5)
+    dense = plain.transformer_layers[0]._feedforward_intermediate_dense
+    assert dense.activation.__name__ != "linear"
+    del base
+
+
+def test_delete_gives_the_activation_back():
+    backbone = tiny_models.backbone("gpt2")
+    x = tiny_models.inputs()
+    base = np.asarray(backbone(x))
+    targets = ["feedforward_intermediate_dense"]
+    tfa.add_adapter(backbone, tfa.LoraConfig(target_layers=targets), "a")
+    tfa.add_adapter(backbone, tfa.IA3Config(target_layers=targets), "b")
+    tiny_models.randomize_adapter(backbone)
+    tfa.set_active_adapter(backbone, "a")
+    tiny_models.randomize_adapter(backbone)
+    tfa.delete_adapter(backbone, "b")
+    tfa.delete_adapter(backbone, "a")
+    np.testing.assert_array_equal(np.asarray(backbone(x)), base)
+
+
+@pytest.mark.parametrize("method", ["houlsby", "prompt"])
+def test_unmergeable_methods_refuse_to_merge(method):
+    backbone = tiny_models.backbone()
+    tfa.add_adapter(backbone, tiny_models.all_configs()[method], name="t")
+    with pytest.raises(ValueError, match="cannot be merged"):
+        tfa.merge_adapter(backbone)
+    with pytest.raises(ValueError, match="cannot be merged"):
+        tfa.merge_and_unload(backbone)
+
+
+def test_merged_adapter_blocks_switching():
+    backbone = tiny_models.backbone()
+    tfa.add_adapter(backbone, tfa.LoraConfig(), name="a")
+    tfa.add_adapter(backbone, tfa.IA3Config(), name="b")
+    tfa.merge_adapter(backbone)
+    with pytest.raises(ValueError, match="'b' is merged.*unmerge_adapter"):
+        tfa.set_active_adapter(backbone, "a")
+    with pytest.raises(ValueError, match="'b' is merged"):
+        tfa.disable_adapters(backbone)
+    tfa.unmerge_adapter(backbone)
+    tfa.set_active_adapter(backbone, "a")

@@ -1,0 +1,123 @@
+"""Tiny keras-hub models with random weights (no downloads)."""
+
+import keras
+import keras_hub
+import numpy as np
+
+VOCAB = 64
+
+BACKBONES = {
+    "gpt2": lambda: keras_hub.models.GPT2Backbone(
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=64,
+    ),
+    "opt": lambda: keras_hub.models.OPTBackbone(
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=64,
+    ),
+    "gpt_neox": lambda: keras_hub.models.GPTNeoXBackbone(
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,  # rotary needs an even rotary dim: 8 * 0.25
+        intermediate_dim=32,
+        max_sequence_length=64,
+    ),
+    "llama": lambda: keras_hub.models.LlamaBackbone(
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=8,
+        intermediate_dim=16,
+    ),
+    "mistral": lambda: keras_hub.models.MistralBackbone(
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=8,
+        intermediate_dim=16,
+    ),
+    "gemma": lambda: keras_hub.models.GemmaBackbone(
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=8,
+        intermediate_dim=16,
+        head_dim=4,
+    ),
+}
+
+
+def backbone(family="gpt2", seed=0):
+    keras.utils.set_random_seed(seed)
+    return BACKBONES[family]()
+
+
+def inputs(batch=2, length=10, seed=0, pad=True):
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(1, VOCAB, (batch, length)).astype("int32")
+    mask = np.ones((batch, length), "int32")
+    if pad and batch > 1:
+        mask[-1, length // 2 :] = 0
+        token_ids[-1, length // 2 :] = 0
+    return {"token_ids": token_ids, "padding_mask": mask}
+
+
+def gpt2_causal_lm(seed=0, sequence_length=12):
+    """A GPT-2 causal LM with a real (tiny) BPE tokenizer, as in keras-hub's
+    own tests."""
+    keras.utils.set_random_seed(seed)
+    merges = ["Ġ a", "Ġ t", "Ġ i", "Ġ b", "a i", "p l", "n e"]
+    merges += ["Ġa t", "p o", "r t", "Ġt h", "ai r", "pl a", "po rt"]
+    merges += ["Ġai r", "Ġa i", "pla ne"]
+    tokens = ["<|endoftext|>", "!", *"Ġabehilnoprt"]
+    tokens += [m.replace(" ", "") for m in merges]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
+    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocab, merges=merges)
+    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
+        tokenizer, sequence_length=sequence_length
+    )
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=tokenizer.vocabulary_size(),
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=64,
+    )
+    return keras_hub.models.GPT2CausalLM(backbone, preprocessor=preprocessor)
+
+
+TRAIN_TEXT = [" airplane at airport", " the airplane", " airport air"] * 4
+
+
+def randomize_adapter(model, seed=1):
+    """Gives every trainable adapter variable random values, so that merge
+    and save/load checks compare non-trivial adapters."""
+    rng = np.random.default_rng(seed)
+    for var in model.trainable_weights:
+        var.assign(rng.normal(0, 0.3, var.shape).astype("float32"))
+
+
+def all_configs():
+    import tf_adapters as tfa
+
+    return {
+        "lora": tfa.LoraConfig(rank=2, alpha=4),
+        "houlsby": tfa.BottleneckConfig(variant="houlsby", bottleneck_size=4),
+        "pfeiffer": tfa.BottleneckConfig(variant="pfeiffer", bottleneck_size=4),
+        "parallel": tfa.BottleneckConfig(variant="parallel", bottleneck_size=4),
+        "ia3": tfa.IA3Config(),
+        "prompt": tfa.PromptTuningConfig(num_virtual_tokens=3),
+    }

@@ -1,0 +1,223 @@
+"""Adapter-only checkpoints: the config as JSON, the weights as `.npz`.
+
+A checkpoint holds only the adapter's variables (and those of any
+`trainable_layers`), never the base model. Loading validates the file
+(schema, version, names, shapes, dtypes, finite values) against the target
+model before a single variable is assigned. Nothing here unpickles.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.injection.adapted_model import get_state
+from tf_adapters.injection.api import _install
+from tf_adapters.injection.api import _refresh
+from tf_adapters.injection.api import adapter_config
+from tf_adapters.injection.api import adapter_variables
+from tf_adapters.injection.api import split_model
+from tf_adapters.injection.api import trainable_layer_variables
+from tf_adapters.methods.registry import config_from_dict
+from tf_adapters.methods.registry import planner_for
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_weights.npz"
+FORMAT = "tf_adapters.adapter"
+FORMAT_VERSION = 1
+
+
+def save_adapter(model, path, name=None, overwrite=True):
+    """Writes adapter `name` (default: the active one) to directory `path`.
+
+    Args:
+        model: the adapted keras-hub model.
+        path: str. Directory to write; replaced atomically.
+        name: str. Which adapter. Defaults to the active adapter.
+        overwrite: bool. Replace an existing checkpoint. Defaults to `True`.
+
+    Example:
+    >>> import tempfile, keras_hub, tf_adapters as tfa
+    >>> backbone = keras_hub.models.GPT2Backbone(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> backbone = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2), "task")
+    >>> path = tempfile.mkdtemp() + "/task"
+    >>> tfa.save_adapter(backbone, path)
+    >>> fresh = keras_hub.models.GPT2Backbone.from_config(
+    ...     tfa.merge_and_unload(backbone).get_config())
+    >>> fresh = tfa.load_adapter(fresh, path)
+    >>> tfa.list_adapters(fresh)
+    ['task']
+    """
+    backbone, task = split_model(model)
+    state = get_state(backbone)
+    if state is None or not state.adapters:
+        raise ValueError("The model has no adapters to save.")
+    name = name or state.active or next(iter(state.adapters))
+    if name not in state.adapters:
+        raise ValueError(
+            f"No adapter named {name!r}. Adapters: {list(state.adapters)}."
+        )
+    config = adapter_config(model, name)
+    variables = _checkpoint_variables(backbone, task, name, config)
+    arrays = {key: np.asarray(var.numpy()) for key, var in variables.items()}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "adapter_name": name,
+        "config": config.to_dict(),
+        "base_model": _describe_base(backbone),
+        "weights": {
+            key: {"shape": list(a.shape), "dtype": str(a.dtype)}
+            for key, a in arrays.items()
+        },
+    }
+    with atomic_directory(path, overwrite=overwrite, marker=CONFIG_FILE) as tmp:
+        np.savez(os.path.join(tmp, WEIGHTS_FILE), **arrays)
+        with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=True)
+
+
+def load_adapter(model, path, name=None, activate=True):
+    """Adds the adapter saved at `path` to `model`, with its weights.
+
+    Everything is checked before the model changes; a checkpoint for another
+    base (family or shape) is rejected with the first mismatching layer.
+
+    Args:
+        model: a keras-hub `CausalLM` or `Backbone` (e.g. freshly loaded).
+        path: str. A directory written by `save_adapter`.
+        name: str. Name to give the adapter. Defaults to the saved name.
+        activate: bool. Make it the active adapter. Defaults to `True`.
+
+    Returns:
+        The same model object, adapted.
+    """
+    backbone, task = split_model(model)
+    meta, arrays = read_checkpoint(path)
+    config = config_from_dict(meta["config"])
+    name = name or meta["adapter_name"]
+    state = get_state(backbone)
+    if state is not None and name in state.adapters:
+        raise ValueError(
+            f"The model already has an adapter named {name!r}; pass another "
+            "`name` to `load_adapter`."
+        )
+    base = _describe_base(backbone)
+    try:
+        plan = planner_for(config)(backbone, config, name)
+    except ValueError as e:
+        raise ValueError(
+            f"Adapter checkpoint {path} (saved from a "
+            f"{meta['base_model'].get('class')}) does not fit this "
+            f"{base['class']}: {e}"
+        ) from None
+    variables = dict(plan.variables())
+    variables.update(trainable_layer_variables(model, config.trainable_layers))
+    _check_against(path, arrays, variables, base)
+    _install(backbone, task, plan)
+    for key, var in variables.items():
+        var.assign(arrays[key].astype(var.dtype))
+    state = get_state(backbone)
+    if activate or state.active is None:
+        state.active = name
+    _refresh(backbone, task)
+    return model
+
+
+def read_checkpoint(path):
+    """Reads and validates a checkpoint directory; returns (meta, arrays)."""
+    config_path = os.path.join(path, CONFIG_FILE)
+    weights_path = os.path.join(path, WEIGHTS_FILE)
+    for needed in (config_path, weights_path):
+        if not os.path.isfile(needed):
+            raise FileNotFoundError(
+                f"{needed} not found: {path} is not an adapter checkpoint "
+                "written by `tf_adapters.save_adapter`."
+            )
+    try:
+        with open(config_path) as f:
+            meta = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{config_path} is not valid JSON: {e}.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(
+            f"{config_path} is not a tf_adapters adapter config "
+            f"(expected format {FORMAT!r})."
+        )
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{config_path} has format_version "
+            f"{meta.get('format_version')!r}; this tf_adapters reads "
+            f"{FORMAT_VERSION}. Upgrade tf_adapters."
+        )
+    for field in ("adapter_name", "config", "base_model", "weights"):
+        if field not in meta:
+            raise ValueError(f"{config_path} lacks the field {field!r}.")
+    try:
+        with np.load(weights_path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{weights_path} cannot be read: {e}.") from None
+    if set(arrays) != set(meta["weights"]):
+        extra = sorted(set(arrays) ^ set(meta["weights"]))
+        raise ValueError(
+            f"{path}: the weights file and the config disagree on variable "
+            f"{extra[0]!r}."
+        )
+    for key, array in arrays.items():
+        if array.dtype.kind != "f":
+            raise ValueError(
+                f"{weights_path}: variable {key!r} has dtype {array.dtype}; "
+                "adapter weights are floating point."
+            )
+        if not np.all(np.isfinite(array)):
+            raise ValueError(
+                f"{weights_path}: variable {key!r} holds NaN or Inf values."
+            )
+    return meta, arrays
+
+
+def _check_against(path, arrays, variables, base):
+    for key in sorted(variables):
+        if key not in arrays:
+            raise ValueError(
+                f"Adapter checkpoint {path} has no weights for layer "
+                f"{key!r} of this {base['class']}; it was saved for another "
+                "model."
+            )
+    for key in sorted(arrays):
+        if key not in variables:
+            raise ValueError(
+                f"Adapter checkpoint {path} holds weights for {key!r}, which "
+                f"this {base['class']} does not have; it was saved for "
+                "another model."
+            )
+        expected = tuple(variables[key].shape)
+        if tuple(arrays[key].shape) != expected:
+            raise ValueError(
+                f"Adapter checkpoint {path}: layer {key!r} has shape "
+                f"{tuple(arrays[key].shape)} in the checkpoint but {expected} "
+                f"in this {base['class']}; it was saved for a base of "
+                "another shape."
+            )
+
+
+def _checkpoint_variables(backbone, task, name, config):
+    variables = adapter_variables(backbone, name)
+    model = task if task is not None else backbone
+    variables.update(trainable_layer_variables(model, config.trainable_layers))
+    return variables
+
+
+def _describe_base(backbone):
+    cls = getattr(type(backbone), "_tfa_base_class", type(backbone))
+    config = backbone.get_config()
+    keep = {
+        k: v
+        for k, v in config.items()
+        if isinstance(v, (int, float, str, bool)) and k not in ("name",)
+    }
+    return {"class": cls.__name__, "config": keep}

@@ -1,0 +1,1 @@
+"""The `tf-adapters` command line: a thin shell over the library."""

@@ -1,0 +1,64 @@
+"""The base of every adapter config: a dataclass validated when built."""
+
+import dataclasses
+import json
+from typing import ClassVar
+
+from tf_adapters.core.validation import check_patterns
+
+
+@dataclasses.dataclass
+class AdapterConfig:
+    """Fields every adapter method shares.
+
+    Args:
+        trainable_layers: list of str. Base-model layers (names or regular
+            expressions over layer paths) to train along with the adapter,
+            e.g. the final layer norm. Their weights are saved in the adapter
+            checkpoint. Defaults to `None` (none).
+    """
+
+    method: ClassVar[str] = ""
+
+    trainable_layers: list | None = None
+
+    def __post_init__(self):
+        self.trainable_layers = check_patterns(
+            "trainable_layers", self.trainable_layers
+        )
+        self.validate()
+
+    def validate(self):
+        """Checks method-specific fields; raises `ValueError`/`TypeError`."""
+
+    def to_dict(self):
+        return {"method": self.method, **dataclasses.asdict(self)}
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Builds a config from `to_dict()` output; unknown keys are errors."""
+        if not isinstance(data, dict):
+            raise TypeError(
+                f"An adapter config must be a dict. Received: {data!r}."
+            )
+        data = dict(data)
+        method = data.pop("method", cls.method)
+        if method != cls.method:
+            raise ValueError(
+                f"This is a {method!r} config, not {cls.method!r}."
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown {cls.__name__} keys {unknown}. "
+                f"Valid keys: {sorted(known)}."
+            )
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))

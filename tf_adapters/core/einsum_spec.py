@@ -1,0 +1,138 @@
+"""Reads a `Dense` / `EinsumDense` as an einsum so adapters can stay generic.
+
+Every projection we adapt is `output = einsum(input, kernel)`. Splitting the
+kernel's axes into *contracted* ones (summed over) and *output* ones lets one
+piece of code build a low-rank branch, a scaling vector or a merge for any
+equation keras-hub uses (`abc,cde->abde`, `btd,ndh->btnh`, `bquh,uhm->bqm`...).
+"""
+
+import dataclasses
+import string
+
+import keras
+
+_RANK_LETTER_POOL = "RSTUVWXYZ"
+
+
+@dataclasses.dataclass(frozen=True)
+class EinsumSpec:
+    """The axes of a projection layer's kernel.
+
+    Args:
+        input: str. Input subscripts, possibly starting with `...`.
+        kernel: str. Kernel subscripts.
+        output: str. Output subscripts, possibly starting with `...`.
+        kernel_shape: tuple of int. The kernel's shape.
+    """
+
+    input: str
+    kernel: str
+    output: str
+    kernel_shape: tuple
+
+    @classmethod
+    def from_layer(cls, layer):
+        """Builds the spec of a built `Dense` or `EinsumDense` layer."""
+        if isinstance(layer, keras.layers.EinsumDense):
+            equation = layer.equation
+        elif isinstance(layer, keras.layers.Dense):
+            equation = "...i,io->...o"
+        else:
+            raise TypeError(
+                f"Layer {layer.name!r} is a {type(layer).__name__}; adapters "
+                "of this kind wrap `Dense` or `EinsumDense` layers only."
+            )
+        if not layer.built:
+            raise ValueError(
+                f"Layer {layer.name!r} is not built; call the model once first."
+            )
+        inputs, output = equation.replace(" ", "").split("->")
+        lhs, kernel = inputs.split(",")
+        spec = cls(
+            lhs, kernel, output, tuple(int(d) for d in layer.kernel.shape)
+        )
+        spec._validate(layer.name)
+        return spec
+
+    def _validate(self, layer_name):
+        for letter in self.kernel:
+            if letter in self.input and letter in self.output:
+                raise ValueError(
+                    f"Layer {layer_name!r} has equation "
+                    f"{self.input},{self.kernel}->{self.output} whose kernel "
+                    f"axis {letter!r} is batched; it cannot be adapted."
+                )
+            if letter not in self.input and letter not in self.output:
+                raise ValueError(
+                    f"Layer {layer_name!r}: kernel axis {letter!r} is summed "
+                    "away; it cannot be adapted."
+                )
+        if set(_letters(self.output)) - set(self.batch) - set(self.kernel_out):
+            raise ValueError(
+                f"Layer {layer_name!r}: output axes of "
+                f"{self.input},{self.kernel}->{self.output} do not come from "
+                "the input batch axes and the kernel; it cannot be adapted."
+            )
+
+    @property
+    def contracted(self):
+        """Kernel letters summed over, in kernel order."""
+        return "".join(c for c in self.kernel if c in self.input)
+
+    @property
+    def kernel_out(self):
+        """Kernel letters kept in the output, in output order."""
+        return "".join(c for c in self.output if c in self.kernel)
+
+    @property
+    def batch(self):
+        """Input subscripts that are not contracted (may start with `...`)."""
+        return "".join(c for c in self.input if c not in self.kernel)
+
+    def dims(self, letters):
+        return tuple(self.kernel_shape[self.kernel.index(c)] for c in letters)
+
+    @property
+    def rank_letter(self):
+        used = set(self.input + self.kernel + self.output)
+        return next(c for c in _RANK_LETTER_POOL if c not in used)
+
+    # Equations for a low-rank branch x·A·B and its merged form A·B.
+    @property
+    def down_equation(self):
+        r = self.rank_letter
+        return f"{self.input},{self.contracted}{r}->{self.batch}{r}"
+
+    @property
+    def up_equation(self):
+        r = self.rank_letter
+        return f"{self.batch}{r},{r}{self.kernel_out}->{self.output}"
+
+    @property
+    def delta_equation(self):
+        r = self.rank_letter
+        return f"{self.contracted}{r},{r}{self.kernel_out}->{self.kernel}"
+
+    # Equations that scale the input or output axes elementwise.
+    @property
+    def scale_input_equation(self):
+        return f"{self.input},{self.contracted}->{self.input}"
+
+    @property
+    def scale_output_equation(self):
+        return f"{self.output},{self.kernel_out}->{self.output}"
+
+    @property
+    def output_dim(self):
+        """Size of the output's last axis, which must come from the kernel."""
+        last = self.output[-1]
+        if last not in self.kernel:
+            raise ValueError(
+                f"The last output axis of {self.input},{self.kernel}->"
+                f"{self.output} does not come from the kernel."
+            )
+        return self.dims(last)[0]
+
+
+def _letters(subscripts):
+    return [c for c in subscripts if c in string.ascii_letters]

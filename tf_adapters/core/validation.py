@@ -1,0 +1,84 @@
+"""Up-front checks for config values, with messages that name the input."""
+
+import re
+
+
+def check_int(name, value, minimum=None, maximum=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"`{name}` must be an int. Received: {name}={value!r} "
+            f"(type {type(value).__name__})."
+        )
+    _check_range(name, value, minimum, maximum)
+    return value
+
+
+def check_float(name, value, minimum=None, maximum=None, strict_min=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"`{name}` must be a number. Received: {name}={value!r} "
+            f"(type {type(value).__name__})."
+        )
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"`{name}` must be finite. Received: {name}={value}.")
+    if strict_min and minimum is not None and value <= minimum:
+        raise ValueError(
+            f"`{name}` must be > {minimum}. Received: {name}={value}."
+        )
+    _check_range(name, value, None if strict_min else minimum, maximum)
+    return value
+
+
+def _check_range(name, value, minimum, maximum):
+    if minimum is not None and value < minimum:
+        raise ValueError(
+            f"`{name}` must be >= {minimum}. Received: {name}={value}."
+        )
+    if maximum is not None and value > maximum:
+        raise ValueError(
+            f"`{name}` must be <= {maximum}. Received: {name}={value}."
+        )
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {sorted(choices)}. "
+            f"Received: {name}={value!r}."
+        )
+    return value
+
+
+def check_patterns(name, value, allow_none=True):
+    """Checks a list of layer-path patterns; returns it as a list or None."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, str) and v for v in value
+    ):
+        raise TypeError(
+            f"`{name}` must be a list of non-empty strings (layer names or "
+            "regular expressions over layer paths). "
+            f"Received: {name}={value!r}."
+        )
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(
+                f"`{name}` holds an invalid regular expression {pattern!r}: "
+                f"{e}."
+            ) from None
+    return list(value)
+
+
+def check_adapter_name(name):
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(
+            "`name` must be a non-empty string of letters, digits, '_', '-' "
+            f"or '.'. Received: name={name!r}."
+        )
+    return name

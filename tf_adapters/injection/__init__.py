@@ -1,0 +1,1 @@
+"""Finding layers by path, putting adapters in, taking them out."""

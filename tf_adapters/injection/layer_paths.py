@@ -1,0 +1,93 @@
+"""Layer paths (`transformer_layer_0/self_attention/query`) and matching."""
+
+import dataclasses
+import re
+
+import keras
+
+from tf_adapters.core.adapter_layer import AdapterLayer
+from tf_adapters.core.adapter_layer import innermost
+
+PROJECTIONS = (keras.layers.Dense, keras.layers.EinsumDense)
+
+
+@dataclasses.dataclass
+class Slot:
+    """Where a layer sits: `getattr(parent, attr)` is `layer`.
+
+    `layer` may be a chain of adapter wrappers; `base` is the model's own
+    layer under them, and `path` is built from base-layer names only.
+    """
+
+    path: str
+    parent: keras.layers.Layer
+    attr: str | None
+    layer: keras.layers.Layer
+
+    @property
+    def base(self):
+        return innermost(self.layer)
+
+    def wrappers(self):
+        """The adapter wrappers on this slot, outermost first."""
+        found, layer = [], self.layer
+        while isinstance(layer, AdapterLayer):
+            found.append(layer)
+            layer = layer.base_layer
+        return found
+
+
+def iter_slots(root):
+    """Yields a `Slot` for every sublayer of `root`, depth first."""
+    seen = set()
+
+    def visit(parent, prefix):
+        for child in parent._layers:
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            base = innermost(child)
+            path = f"{prefix}{base.name}"
+            yield Slot(path, parent, _attr_of(parent, child), child)
+            yield from visit(base, path + "/")
+
+    yield from visit(root, "")
+
+
+def _attr_of(parent, child):
+    for key, value in vars(parent).items():
+        if value is child:
+            return key
+    return None
+
+
+def matches(pattern, path):
+    """PEFT's rule: a regex full match of the path, or a name suffix."""
+    return (
+        path == pattern
+        or path.endswith("/" + pattern)
+        or re.fullmatch(pattern, path) is not None
+    )
+
+
+def select(slots, patterns, exclude=None):
+    """Slots matching any pattern and no exclude pattern."""
+    return [
+        s
+        for s in slots
+        if any(matches(p, s.path) for p in patterns)
+        and not any(matches(p, s.path) for p in exclude or ())
+    ]
+
+
+def describe_paths(slots, limit=60):
+    """A short list of paths, with layer indices folded into `<i>`."""
+    folded = []
+    for s in slots:
+        path = re.sub(r"_\d+(?=/)", "_<i>", s.path)
+        if path not in folded:
+            folded.append(path)
+    text = ", ".join(folded[:limit])
+    if len(folded) > limit:
+        text += f", ... ({len(folded) - limit} more)"
+    return text

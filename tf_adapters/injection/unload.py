@@ -1,0 +1,120 @@
+"""Merging adapters into base weights and taking adapter layers out."""
+
+from tf_adapters.injection.adapted_model import STATE_ATTR
+from tf_adapters.injection.adapted_model import AdaptedBackbone
+from tf_adapters.injection.adapted_model import AdaptedCausalLM
+from tf_adapters.injection.adapted_model import get_state
+from tf_adapters.injection.api import _refresh
+from tf_adapters.injection.api import _require_state
+from tf_adapters.injection.api import adapter_layers
+from tf_adapters.injection.api import reset_compiled_functions
+from tf_adapters.injection.api import split_model
+from tf_adapters.injection.class_swap import swap_out
+from tf_adapters.injection.layer_paths import iter_slots
+from tf_adapters.injection.tracking import remove_child
+from tf_adapters.injection.tracking import replace_child
+from tf_adapters.methods.prompt_tuning.prompt_embedding import PromptEmbedding
+from tf_adapters.methods.prompt_tuning.prompt_embedding import (
+    PromptTuningEmbeddingMixin,
+)
+
+
+def merge_adapter(model):
+    """Folds the active adapter into the base kernels (LoRA, IA3).
+
+    Calls then cost what the base model costs; `unmerge_adapter` undoes it.
+
+    Raises:
+        ValueError: if no adapter is active or the active one cannot merge.
+    """
+    backbone, task = split_model(model)
+    state = _require_state(backbone)
+    if state.active is None or not state.enabled:
+        raise ValueError("No adapter is active; nothing to merge.")
+    entry = state.adapters[state.active]
+    if entry.merged:
+        return
+    layers = adapter_layers(backbone, state.active)
+    unmergeable = sorted(
+        {type(x).__name__ for x in layers if not _mergeable(x)}
+    )
+    if unmergeable:
+        raise ValueError(
+            f"Adapter {state.active!r} ({entry.config.method}) cannot be "
+            f"merged into the base weights: {unmergeable} add computation "
+            "that no kernel can absorb. Only LoRA and IA3 merge."
+        )
+    for layer in layers:
+        layer.merge()
+    entry.merged = True
+    _refresh(backbone, task)
+
+
+def unmerge_adapter(model):
+    """Takes merged adapter updates back out of the base kernels."""
+    backbone, task = split_model(model)
+    state = _require_state(backbone)
+    for name, entry in state.adapters.items():
+        if entry.merged:
+            for layer in adapter_layers(backbone, name):
+                layer.unmerge()
+            entry.merged = False
+    _refresh(backbone, task)
+
+
+def merge_and_unload(model):
+    """Merges the active adapter and returns the plain keras-hub model.
+
+    The result has no adapter layers and the base model's classes, runs at
+    base speed, and has every weight trainable again. With adapters disabled
+    (or none active) nothing is merged and the adapters are just removed.
+
+    Example:
+    >>> import numpy as np, keras_hub, tf_adapters as tfa
+    >>> backbone = keras_hub.models.GPT2Backbone(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> backbone = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2))
+    >>> plain = tfa.merge_and_unload(backbone)
+    >>> type(plain).__name__
+    'GPT2Backbone'
+    """
+    backbone, task = split_model(model)
+    state = _require_state(backbone)
+    if state.active is not None and state.enabled:
+        merge_adapter(model)
+    for name in list(state.adapters):
+        remove_adapter_layers(backbone, name)
+    object.__delattr__(backbone, STATE_ATTR)
+    swap_out(backbone, AdaptedBackbone)
+    if task is not None:
+        swap_out(task, AdaptedCausalLM)
+    for var in model.weights:
+        var.trainable = True
+    reset_compiled_functions(model)
+    if task is not None:
+        reset_compiled_functions(backbone)
+    return model
+
+
+def remove_adapter_layers(backbone, name):
+    """Takes every layer of adapter `name` out, restoring what it wrapped."""
+    for slot in list(iter_slots(backbone)):
+        if isinstance(slot.layer, PromptEmbedding):
+            if slot.layer.adapter_name == name:
+                remove_child(slot.parent, "tfa_prompt")
+                swap_out(slot.parent, PromptTuningEmbeddingMixin)
+            continue
+        holder, attr = slot.parent, slot.attr
+        for wrapper in slot.wrappers():
+            if wrapper.adapter_name == name:
+                wrapper.detach()
+                replace_child(holder, attr, wrapper, wrapper.base_layer)
+            else:
+                holder, attr = wrapper, "base_layer"
+    if get_state(backbone) is not None:
+        reset_compiled_functions(backbone)
+
+
+def _mergeable(layer):
+    return getattr(layer, "mergeable", False)

@@ -1,0 +1,1 @@
+"""Adapter methods, one folder each: config, layers and injection plan."""

@@ -1,0 +1,146 @@
+import keras
+from keras import ops
+
+from tf_adapters.core.adapter_layer import AdapterLayer
+from tf_adapters.core.einsum_spec import EinsumSpec
+
+
+class BottleneckBlock(keras.layers.Layer):
+    """`up(act(down(norm(x))))` with `up` initialised to zero.
+
+    Args:
+        hidden_dim: int. Input and output width.
+        bottleneck_size: int. Inner width.
+        activation: str. Nonlinearity between the projections.
+        layer_norm: bool. Whether to layer-normalise the input first.
+        **kwargs: `keras.layers.Layer` arguments.
+    """
+
+    def __init__(
+        self, hidden_dim, bottleneck_size, activation, layer_norm, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.bottleneck_size = bottleneck_size
+        self.activation = activation
+        self.layer_norm = layer_norm
+
+    def build(self, input_shape=None):
+        shape = (None, self.hidden_dim)
+        self.norm = None
+        if self.layer_norm:
+            self.norm = keras.layers.LayerNormalization(
+                dtype=self.dtype_policy, name="adapter_norm"
+            )
+            self.norm.build(shape)
+        self.down = keras.layers.Dense(
+            self.bottleneck_size,
+            activation=self.activation,
+            kernel_initializer=keras.initializers.HeUniform(),
+            dtype=self.dtype_policy,
+            name="down",
+        )
+        self.down.build(shape)
+        self.up = keras.layers.Dense(
+            self.hidden_dim,
+            kernel_initializer="zeros",
+            dtype=self.dtype_policy,
+            name="up",
+        )
+        self.up.build((None, self.bottleneck_size))
+        self.built = True
+
+    def call(self, inputs):
+        x = self.norm(inputs) if self.norm is not None else inputs
+        return self.up(self.down(x))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_dim": self.hidden_dim,
+                "bottleneck_size": self.bottleneck_size,
+                "activation": self.activation,
+                "layer_norm": self.layer_norm,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_adapters")
+class BottleneckLayer(AdapterLayer):
+    """A serial bottleneck adapter after a projection: `y + s·block(y)`.
+
+    Placed on the attention and feed-forward output projections it is the
+    Houlsby adapter (before each residual add); on the feed-forward output
+    alone it is the Pfeiffer adapter.
+
+    Args:
+        base_layer: `keras.layers.Dense` or `keras.layers.EinsumDense` whose
+            output's last axis is the model's hidden size.
+        adapter_name: str. The adapter this layer belongs to.
+        bottleneck_size: int. Inner width.
+        activation: str. Defaults to `"relu"`.
+        layer_norm: bool. Defaults to `False`.
+        scaling: float. Defaults to `1.0`.
+        **kwargs: `keras.layers.Layer` arguments.
+
+    Example:
+    >>> import keras, numpy as np
+    >>> from tf_adapters.methods.bottleneck import BottleneckLayer
+    >>> layer = BottleneckLayer(keras.layers.Dense(8), "task", 2)
+    >>> x = np.ones((1, 3, 4), "float32")
+    >>> bool(np.allclose(layer(x), layer.base_layer(x)))
+    True
+    """
+
+    def __init__(
+        self,
+        base_layer,
+        adapter_name,
+        bottleneck_size,
+        activation="relu",
+        layer_norm=False,
+        scaling=1.0,
+        **kwargs,
+    ):
+        super().__init__(base_layer, adapter_name, **kwargs)
+        self.bottleneck_size = bottleneck_size
+        self.activation = activation
+        self.layer_norm = layer_norm
+        self.scaling = scaling
+
+    def build(self, input_shape=None):
+        self._build_base(input_shape)
+        hidden_dim = EinsumSpec.from_layer(self.projection).output_dim
+        self.block = BottleneckBlock(
+            hidden_dim,
+            self.bottleneck_size,
+            self.activation,
+            self.layer_norm,
+            dtype=self.dtype_policy,
+            name="bottleneck",
+        )
+        self.block.build((None, hidden_dim))
+        self.built = True
+
+    def adapter_call(self, inputs, training=None):
+        outputs = self.base_layer(inputs, training=training)
+        return outputs + ops.cast(self.scaling, outputs.dtype) * self.block(
+            outputs
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "bottleneck_size": self.bottleneck_size,
+                "activation": self.activation,
+                "layer_norm": self.layer_norm,
+                "scaling": self.scaling,
+            }
+        )
+        return config

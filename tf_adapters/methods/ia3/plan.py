@@ -1,0 +1,26 @@
+from tf_adapters.injection.layer_paths import matches
+from tf_adapters.injection.plan import AdapterPlan
+from tf_adapters.injection.plan import projection_slots
+from tf_adapters.methods.ia3.ia3_layer import IA3Layer
+from tf_adapters.models.families import family_of
+
+
+def plan_ia3(backbone, config, name):
+    slots = projection_slots(
+        backbone,
+        config.target_layers,
+        config.exclude,
+        "target_layers",
+        default=lambda family: family.ia3,
+    )
+    feedforward = config.feedforward_layers
+    if feedforward is None:
+        family = family_of(backbone)
+        feedforward = [family.ffn_output] if family else []
+    plan = AdapterPlan(name, config)
+    for slot in slots:
+        scale_input = any(matches(p, slot.path) for p in feedforward)
+        layer = IA3Layer(slot.layer, name, scale_input=scale_input)
+        layer.build()
+        plan.wraps.append((slot, layer))
+    return plan

@@ -1,0 +1,1 @@
+"""Model families: default adapter targets per keras-hub backbone."""
