@@ -106,6 +106,13 @@ def load_adapter(model, path, name=None, activate=True):
             "`name` to `load_adapter`."
         )
     base = _describe_base(backbone)
+    saved_class = meta["base_model"].get("class")
+    if saved_class != base["class"]:
+        raise ValueError(
+            f"Adapter checkpoint {path} was saved from a {saved_class}; this "
+            f"model is a {base['class']}. Load it onto the model family it "
+            "was trained on."
+        )
     try:
         plan = planner_for(config)(backbone, config, name)
     except ValueError as e:
@@ -116,7 +123,7 @@ def load_adapter(model, path, name=None, activate=True):
         ) from None
     variables = dict(plan.variables())
     variables.update(trainable_layer_variables(model, config.trainable_layers))
-    _check_against(path, arrays, variables, base)
+    _check_against(path, arrays, variables, base, meta["base_model"])
     _install(backbone, task, plan)
     for key, var in variables.items():
         var.assign(arrays[key].astype(var.dtype))
@@ -180,7 +187,9 @@ def read_checkpoint(path):
     return meta, arrays
 
 
-def _check_against(path, arrays, variables, base):
+def _check_against(path, arrays, variables, base, saved_base):
+    saved = saved_base.get("class") if isinstance(saved_base, dict) else None
+    path = f"{path} (saved from a {saved})"
     for key in sorted(variables):
         if key not in arrays:
             raise ValueError(

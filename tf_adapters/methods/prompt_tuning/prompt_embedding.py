@@ -14,9 +14,10 @@ class PromptEmbedding(keras.layers.Layer):
         **kwargs: `keras.layers.Layer` arguments.
 
     Example:
+    >>> import numpy as np
     >>> from tf_adapters.methods.prompt_tuning import PromptEmbedding
     >>> table = PromptEmbedding(4, 8, "task")
-    >>> tuple(table([[0, 3]]).shape)
+    >>> tuple(table(np.array([[0, 3]])).shape)
     (1, 2, 8)
     """
 

@@ -1,0 +1,83 @@
+import keras
+import pytest
+from layer_test_case import run_adapter_layer_test
+
+from tf_adapters.methods.bottleneck import BottleneckLayer
+from tf_adapters.methods.bottleneck import ParallelBottleneckLayer
+from tf_adapters.methods.ia3 import IA3Layer
+from tf_adapters.methods.lora import LoraLayer
+
+
+def dense(dtype, activation=None):
+    return keras.layers.Dense(6, activation=activation, dtype=dtype)
+
+
+def query(dtype):
+    return keras.layers.EinsumDense(
+        "abc,cde->abde", output_shape=(None, 2, 3), bias_axes="de", dtype=dtype
+    )
+
+
+def attention_output(dtype):
+    return keras.layers.EinsumDense(
+        "abcd,cde->abe", output_shape=(None, 6), bias_axes="e", dtype=dtype
+    )
+
+
+def gemma_query(dtype):
+    return keras.layers.EinsumDense(
+        "btd,ndh->btnh", output_shape=(None, 2, 3), dtype=dtype
+    )
+
+
+LORA_BASES = {
+    "dense": (dense, (4, 5)),
+    "dense_gelu": (lambda d: dense(d, "gelu"), (4, 5)),
+    "query": (query, (2, 3, 5)),
+    "attention_output": (attention_output, (2, 3, 2, 4)),
+    "gemma_query": (gemma_query, (2, 3, 5)),
+}
+
+
+@pytest.mark.parametrize("base", list(LORA_BASES))
+def test_lora_layer(base, tmp_path):
+    make_base, shape = LORA_BASES[base]
+    run_adapter_layer_test(
+        lambda dtype: LoraLayer(make_base(dtype), "t", rank=2, alpha=4.0),
+        shape,
+        tmp=tmp_path,
+    )
+
+
+@pytest.mark.parametrize("base", list(LORA_BASES))
+@pytest.mark.parametrize("scale_input", [False, True])
+def test_ia3_layer(base, scale_input, tmp_path):
+    make_base, shape = LORA_BASES[base]
+    run_adapter_layer_test(
+        lambda dtype: IA3Layer(make_base(dtype), "t", scale_input=scale_input),
+        shape,
+        tmp=tmp_path,
+    )
+
+
+@pytest.mark.parametrize("base", ["dense", "attention_output"])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_bottleneck_layer(base, layer_norm, tmp_path):
+    make_base, shape = LORA_BASES[base]
+    run_adapter_layer_test(
+        lambda dtype: BottleneckLayer(
+            make_base(dtype), "t", 3, activation="gelu", layer_norm=layer_norm
+        ),
+        shape,
+        tmp=tmp_path,
+    )
+
+
+def test_parallel_bottleneck_layer(tmp_path):
+    run_adapter_layer_test(
+        lambda dtype: ParallelBottleneckLayer(
+            keras.layers.Dense(5, dtype=dtype), "t", 3
+        ),
+        (4, 5),
+        tmp=tmp_path,
+    )
