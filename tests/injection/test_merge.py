@@ -25,8 +25,14 @@ def test_merge_unmerge_and_unload_keep_outputs(family, method):
     np.testing.assert_allclose(np.asarray(backbone(x)), adapted, atol=1e-5)
 
     plain = tfa.merge_and_unload(backbone)
-    assert type(plain) is type(tiny_models.backbone(family))
+    fresh = tiny_models.backbone(family)
+    assert type(plain) is type(fresh)
     assert not any(isinstance(x, AdapterLayer) for x in plain._flatten_layers())
+    # Same layers and weights as a base model: it runs at base cost.
+    assert [type(x) for x in plain._flatten_layers()] == [
+        type(x) for x in fresh._flatten_layers()
+    ]
+    assert [v.shape for v in plain.weights] == [v.shape for v in fresh.weights]
     assert all(v.trainable for v in plain.weights)
     np.testing.assert_allclose(np.asarray(plain(x)), adapted, atol=1e-5)
 

@@ -81,3 +81,36 @@ def test_parallel_bottleneck_layer(tmp_path):
         (4, 5),
         tmp=tmp_path,
     )
+
+
+def test_parallel_bottleneck_reads_a_wider_tapped_input():
+    import numpy as np
+
+    from tf_adapters.methods.bottleneck import InputTap
+
+    first = keras.layers.Dense(7)
+    layer = ParallelBottleneckLayer(keras.layers.Dense(5), "t", 3, input_dim=4)
+    tap = InputTap(first, "t", target=layer)
+    x = np.ones((2, 4), "float32")
+    hidden = np.ones((2, 7), "float32")
+    tap(x)  # hands x (width 4) to the adapter
+    out = layer(hidden)  # the projection reads width 7
+    assert tuple(out.shape) == (2, 5)
+    assert tuple(layer.block.down.kernel.shape) == (4, 3)
+
+
+def test_prompt_embedding_config_round_trip_and_keras_file(tmp_path):
+    import numpy as np
+
+    from tf_adapters.methods.prompt_tuning import PromptEmbedding
+
+    table = PromptEmbedding(4, 6, "t")
+    ids = np.array([[0, 3, 1]])
+    out = table(ids)
+    revived = PromptEmbedding.from_config(table.get_config())
+    assert revived.get_config() == table.get_config()
+    inputs = keras.Input((3,), dtype="int32")
+    model = keras.Model(inputs, table(inputs))
+    model.save(str(tmp_path / "p.keras"))
+    reloaded = keras.saving.load_model(str(tmp_path / "p.keras"))
+    np.testing.assert_array_equal(np.asarray(reloaded(ids)), np.asarray(out))

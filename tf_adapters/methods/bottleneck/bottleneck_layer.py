@@ -9,7 +9,7 @@ class BottleneckBlock(keras.layers.Layer):
     """`up(act(down(norm(x))))` with `up` initialised to zero.
 
     Args:
-        hidden_dim: int. Input and output width.
+        hidden_dim: int. Output width (the input's width comes from `build`).
         bottleneck_size: int. Inner width.
         activation: str. Nonlinearity between the projections.
         layer_norm: bool. Whether to layer-normalise the input first.
@@ -25,8 +25,8 @@ class BottleneckBlock(keras.layers.Layer):
         self.activation = activation
         self.layer_norm = layer_norm
 
-    def build(self, input_shape=None):
-        shape = (None, self.hidden_dim)
+    def build(self, input_shape):
+        shape = (None, input_shape[-1])
         self.norm = None
         if self.layer_norm:
             self.norm = keras.layers.LayerNormalization(
@@ -124,8 +124,12 @@ class BottleneckLayer(AdapterLayer):
             dtype=self.dtype_policy,
             name="bottleneck",
         )
-        self.block.build((None, hidden_dim))
+        self.block.build((None, self._block_input_dim(hidden_dim)))
         self.built = True
+
+    def _block_input_dim(self, hidden_dim):
+        """Width of what the block reads: the projection's output here."""
+        return hidden_dim
 
     def adapter_call(self, inputs, training=None):
         outputs = self.base_layer(inputs, training=training)

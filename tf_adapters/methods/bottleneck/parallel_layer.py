@@ -2,12 +2,11 @@ import keras
 from keras import ops
 
 from tf_adapters.core.adapter_layer import AdapterLayer
-from tf_adapters.core.einsum_spec import EinsumSpec
-from tf_adapters.methods.bottleneck.bottleneck_layer import BottleneckBlock
+from tf_adapters.methods.bottleneck.bottleneck_layer import BottleneckLayer
 
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
-class ParallelBottleneckLayer(AdapterLayer):
+class ParallelBottleneckLayer(BottleneckLayer):
     """A bottleneck beside a feed-forward block (He et al., 2022).
 
     Wraps the block's output projection and adds `s·block(x_in)` to its
@@ -19,13 +18,11 @@ class ParallelBottleneckLayer(AdapterLayer):
     Args:
         base_layer: the feed-forward output projection.
         adapter_name: str. The adapter this layer belongs to.
-        bottleneck_size: int. Inner width.
-        activation: str. Defaults to `"relu"`.
-        layer_norm: bool. Defaults to `False`.
-        scaling: float. Defaults to `1.0`.
+        *args: `BottleneckLayer` arguments (bottleneck size, activation,
+            layer norm, scaling).
         input_dim: int. Width of the tapped input. Defaults to `None`: the
             base layer's output width (the hidden size).
-        **kwargs: `keras.layers.Layer` arguments.
+        **kw: `BottleneckLayer` keyword arguments.
 
     Example:
     >>> import keras, numpy as np
@@ -36,42 +33,17 @@ class ParallelBottleneckLayer(AdapterLayer):
     True
     """
 
-    def __init__(
-        self,
-        base_layer,
-        adapter_name,
-        bottleneck_size,
-        activation="relu",
-        layer_norm=False,
-        scaling=1.0,
-        input_dim=None,
-        **kwargs,
-    ):
-        super().__init__(base_layer, adapter_name, **kwargs)
-        self.bottleneck_size = bottleneck_size
-        self.activation = activation
-        self.layer_norm = layer_norm
-        self.scaling = scaling
+    def __init__(self, base_layer, adapter_name, *args, input_dim=None, **kw):
+        super().__init__(base_layer, adapter_name, *args, **kw)
         self.input_dim = input_dim
         # Set by the paired `InputTap` during the same forward pass; kept out
         # of Keras tracking on purpose (it is a tensor, not state).
         object.__setattr__(self, "_tapped", None)
 
-    def build(self, input_shape=None):
-        self._build_base(input_shape)
-        hidden_dim = EinsumSpec.from_layer(self.projection).output_dim
+    def _block_input_dim(self, hidden_dim):
         if self.input_dim is None:
             self.input_dim = hidden_dim
-        self.block = BottleneckBlock(
-            hidden_dim,
-            self.bottleneck_size,
-            self.activation,
-            self.layer_norm,
-            dtype=self.dtype_policy,
-            name="bottleneck",
-        )
-        self.block.build((None, self.input_dim))
-        self.built = True
+        return self.input_dim
 
     def receive(self, x):
         object.__setattr__(self, "_tapped", x)
@@ -85,15 +57,7 @@ class ParallelBottleneckLayer(AdapterLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "bottleneck_size": self.bottleneck_size,
-                "activation": self.activation,
-                "layer_norm": self.layer_norm,
-                "scaling": self.scaling,
-                "input_dim": self.input_dim,
-            }
-        )
+        config["input_dim"] = self.input_dim
         return config
 
 
