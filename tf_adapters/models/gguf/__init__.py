@@ -1,0 +1,1 @@
+"""GGUF files (llama.cpp's format) converted into keras-hub models."""

