@@ -7,9 +7,7 @@ import numpy as np
 from tf_adapters.models.gguf.gguf_reader import read_llama_gguf
 from tf_adapters.models.gguf.llama_classes import GGUFLlamaBackbone
 from tf_adapters.models.gguf.llama_classes import GGUFLlamaCausalLM
-from tf_adapters.models.gguf.llama_classes import (
-    GGUFLlamaCausalLMPreprocessor,
-)
+from tf_adapters.models.gguf.llama_classes import GGUFLlamaCausalLMPreprocessor
 from tf_adapters.models.gguf.llama_classes import GGUFLlamaTokenizer
 
 log = logging.getLogger(__name__)
