@@ -1,0 +1,75 @@
+import dataclasses
+import json
+import re
+
+import pytest
+
+from tf_adapters.cli.main import build_parser
+from tf_adapters.cli.main import main
+from tf_adapters.training.finetune_config import FinetuneConfig
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["finetune", "--help"])
+    text = capsys.readouterr().out
+    for field in dataclasses.fields(FinetuneConfig):
+        assert "--" + field.name.replace("_", "-") in text, field.name
+    assert "--config" in text
+
+
+def test_flags_override_config_file(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(
+        "tf_adapters.training.finetune.run_finetune",
+        lambda config: seen.setdefault("config", config),
+    )
+    (tmp_path / "c.yaml").write_text("rank: 4\nsteps: 7\nmethod: ia3\n")
+    assert (
+        main(
+            [
+                "finetune",
+                "--config",
+                str(tmp_path / "c.yaml"),
+                "--steps",
+                "9",
+                "--no-export",
+                "--labels",
+                "a",
+                "b",
+            ]
+        )
+        == 0
+    )
+    config = seen["config"]
+    assert (config.rank, config.steps, config.method) == (4, 9, "ia3")
+    assert config.export is False and config.labels == ["a", "b"]
+
+    (tmp_path / "c.json").write_text(json.dumps({"learning_rate": 0.01}))
+    assert main(["finetune", "--config", str(tmp_path / "c.json")]) == 0
+    assert seen["config"].learning_rate == 0.01
+
+
+@pytest.mark.parametrize(
+    "content, name, match",
+    [
+        ("rnak: 4\n", "c.yaml", r"unknown option\(s\) \['rnak'\]"),
+        ("rank: 0\n", "c.yaml", r"`rank` must be >= 1"),
+        ("- 1\n", "c.yaml", "must hold a mapping"),
+        ("{bad", "c.json", "cannot be parsed"),
+        ("template: no placeholder\n", "c.yaml", "must contain '{text}'"),
+    ],
+)
+def test_bad_config_files_exit_2_with_a_message(
+    tmp_path, capsys, content, name, match
+):
+    (tmp_path / name).write_text(content)
+    assert main(["finetune", "--config", str(tmp_path / name)]) == 2
+    assert re.search(match, capsys.readouterr().err)
+
+
+def test_bad_flag_values_are_rejected(capsys):
+    assert main(["finetune", "--learning-rate", "-1"]) == 2
+    assert "`learning_rate` must be > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["finetune", "--method", "dora"])

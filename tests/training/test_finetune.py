@@ -1,0 +1,107 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tiny_models
+
+from tf_adapters.training.finetune import run_finetune
+from tf_adapters.training.finetune_config import FinetuneConfig
+
+
+@pytest.fixture(scope="module")
+def tiny_preset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("preset") / "tiny_gpt2"
+    tiny_models.gpt2_causal_lm().save_to_preset(str(path))
+    return str(path)
+
+
+@pytest.fixture()
+def data_file(tmp_path):
+    rows = [
+        {"text": t, "label": label}
+        for t, label in [
+            (" airplane at airport", "air"),
+            (" the airplane", "plane"),
+            (" airport air", "air"),
+            (" plane plane", "plane"),
+        ]
+        * 6
+    ]
+    # Distinct texts, so cleaning's de-duplication keeps them all.
+    rows = [dict(r, text=r["text"] + " !" * i) for i, r in enumerate(rows)]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return str(path)
+
+
+def _config(tmp_path, preset, data, **kw):
+    return FinetuneConfig(
+        model=preset,
+        data=data,
+        labels=["air", "plane"],
+        template="{text} is",
+        steps=2,
+        batch_size=4,
+        sequence_length=12,
+        test_size=8,
+        jit_compile=False,
+        output=str(tmp_path / "run"),
+        export_dir=str(tmp_path / "saved_models"),
+        export_name="tiny",
+        **kw,
+    )
+
+
+def test_finetune_runs_end_to_end(tmp_path, tiny_preset, data_file):
+    report = run_finetune(_config(tmp_path, tiny_preset, data_file))
+    assert report["test_examples"] == 8
+    for side in ("base", "adapted"):
+        assert 0 <= report[side]["accuracy"] <= 1
+        assert np.sum(report[side]["confusion_matrix"]) == 8
+    assert report["trainable_params"] > 0
+    assert os.path.isfile(tmp_path / "run" / "adapter" / "adapter_config.json")
+    assert json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["saved_model"].endswith(os.path.join("tiny", "1"))
+
+    loaded = tf.saved_model.load(report["saved_model"])
+    classify = loaded.signatures["classify"]
+    out = classify(
+        token_ids=tf.ones((3, 5), tf.int32),
+        padding_mask=tf.ones((3, 5), tf.int32),
+    )
+    probs = out["probabilities"].numpy()
+    assert probs.shape == (3, 2)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+
+    # A second export never overwrites: it becomes version 2.
+    again = run_finetune(
+        _config(tmp_path, tiny_preset, data_file, method="ia3")
+    )
+    assert again["saved_model"].endswith(os.path.join("tiny", "2"))
+    assert sorted(os.listdir(tmp_path / "saved_models" / "tiny")) == ["1", "2"]
+
+
+def test_prompt_tuning_job(tmp_path, tiny_preset, data_file):
+    report = run_finetune(
+        _config(
+            tmp_path,
+            tiny_preset,
+            data_file,
+            method="prompt_tuning",
+            num_virtual_tokens=2,
+            export=False,
+        )
+    )
+    assert report["saved_model"] is None
+    assert report["trainable_params"] == 2 * 8
+
+
+def test_labels_must_start_with_different_tokens():
+    from tf_adapters.training.finetune import label_token_ids
+
+    tokenizer = tiny_models.gpt2_causal_lm().preprocessor.tokenizer
+    assert len(set(label_token_ids(tokenizer, ["air", "plane"]))) == 2
+    with pytest.raises(ValueError, match="start with the same token"):
+        label_token_ids(tokenizer, ["air", "airport"])

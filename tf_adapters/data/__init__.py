@@ -1,0 +1,1 @@
+"""Data: sources → cleaning → splits → tokenized, packed tf.data pipelines."""

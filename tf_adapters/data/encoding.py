@@ -1,0 +1,147 @@
+"""Tokenizing and encoding records into fixed-length tf.data datasets.
+
+Three shapes of data:
+
+- classification prompts: a template around each text, padded to a length,
+  with the text (never the template) truncated when too long;
+- prompt → response pairs: the loss covers response tokens only;
+- plain text for language modelling: packed into full-length chunks.
+
+Truncation is counted and returned so callers can report it.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class Encoded:
+    """Arrays for `model.fit`, plus how many records were truncated."""
+
+    x: dict
+    y: np.ndarray | None = None
+    sample_weight: np.ndarray | None = None
+    truncated: int = 0
+
+    def dataset(self, batch_size, shuffle_seed=None, repeat=False):
+        parts = [self.x]
+        if self.y is not None:
+            parts.append(self.y)
+            if self.sample_weight is not None:
+                parts.append(self.sample_weight)
+        ds = tf.data.Dataset.from_tensor_slices(tuple(parts))
+        if shuffle_seed is not None:
+            ds = ds.shuffle(len(self.x["token_ids"]), seed=shuffle_seed)
+        if repeat:
+            ds = ds.repeat()
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def tokenize(tokenizer, texts):
+    """Token ids of each text, as Python lists."""
+    if not texts:
+        return []
+    ids = tokenizer(tf.constant(list(texts)))
+    if isinstance(ids, tf.RaggedTensor):
+        ids = ids.to_list()
+    return [[int(i) for i in row] for row in ids]
+
+
+def _pad(rows, length, pad_id):
+    ids = np.full((len(rows), length), pad_id, "int32")
+    mask = np.zeros((len(rows), length), "int32")
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def encode_templated(texts, tokenizer, template, sequence_length):
+    """Right-padded ids of `template.format(text=...)` for each text.
+
+    The text is cut (from its end) so the whole prompt fits; the template is
+    never cut. The prompt's last token is where an answer would start.
+    """
+    before, after = template.split("{text}")
+    prefix, suffix = (
+        tokenize(tokenizer, [before, after])
+        if before
+        else (
+            [],
+            tokenize(tokenizer, [after])[0],
+        )
+    )
+    budget = sequence_length - len(prefix) - len(suffix)
+    if budget < 1:
+        raise ValueError(
+            f"The prompt template alone takes {len(prefix) + len(suffix)} "
+            f"tokens; `sequence_length` ({sequence_length}) must be larger."
+        )
+    rows, truncated = [], 0
+    for ids in tokenize(tokenizer, texts):
+        truncated += len(ids) > budget
+        rows.append(prefix + ids[:budget] + suffix)
+    ids, mask = _pad(rows, sequence_length, tokenizer.pad_token_id)
+    return Encoded(
+        {"token_ids": ids, "padding_mask": mask}, truncated=truncated
+    )
+
+
+def encode_prompt_response(pairs, tokenizer, sequence_length):
+    """Causal-LM arrays whose loss covers the response (and end token) only.
+
+    Args:
+        pairs: list of `(prompt, response)` strings.
+        tokenizer: the base model's tokenizer.
+        sequence_length: int. Length of `token_ids`.
+    """
+    prompts = tokenize(tokenizer, [p for p, _ in pairs])
+    responses = tokenize(tokenizer, [r for _, r in pairs])
+    end = tokenizer.end_token_id
+    rows, weights, truncated = [], [], 0
+    for prompt, response in zip(prompts, responses, strict=True):
+        seq = prompt + response + [end]
+        weight = [0] * len(prompt) + [1] * (len(response) + 1)
+        if len(seq) > sequence_length + 1:
+            truncated += 1
+            seq, weight = (
+                seq[: sequence_length + 1],
+                weight[: sequence_length + 1],
+            )
+        rows.append(seq)
+        weights.append(weight)
+    full, mask = _pad(rows, sequence_length + 1, tokenizer.pad_token_id)
+    w, _ = _pad(weights, sequence_length + 1, 0)
+    x = {"token_ids": full[:, :-1], "padding_mask": mask[:, :-1]}
+    # Position t predicts token t + 1: weight it by the target's weight.
+    return Encoded(x, full[:, 1:], w[:, 1:].astype("float32"), truncated)
+
+
+def pack_texts(texts, tokenizer, sequence_length):
+    """Concatenates texts (end token between them) into full chunks."""
+    stream = []
+    for ids in tokenize(tokenizer, texts):
+        stream += ids + [tokenizer.end_token_id]
+    n = (len(stream) - 1) // sequence_length
+    if n < 1:
+        raise ValueError(
+            f"The texts hold {len(stream)} tokens, fewer than one chunk of "
+            f"{sequence_length + 1}; add text or shorten `sequence_length`."
+        )
+    data = np.asarray(stream[: n * sequence_length + 1], "int32")
+    ids = np.stack(
+        [
+            data[i * sequence_length : (i + 1) * sequence_length]
+            for i in range(n)
+        ]
+    )
+    y = np.stack(
+        [
+            data[i * sequence_length + 1 : (i + 1) * sequence_length + 1]
+            for i in range(n)
+        ]
+    )
+    x = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+    return Encoded(x, y, np.ones_like(y, "float32"))

@@ -1,0 +1,1 @@
+"""Metrics for evaluating base and adapted models."""

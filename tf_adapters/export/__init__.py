@@ -1,0 +1,1 @@
+"""Exporting models as versioned SavedModels for TF Serving."""

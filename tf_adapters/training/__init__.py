@@ -1,0 +1,1 @@
+"""Task models and the fine-tuning job."""
