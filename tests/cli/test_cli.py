@@ -22,7 +22,7 @@ def test_flags_override_config_file(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(
         "tf_adapters.training.finetune.run_finetune",
-        lambda config: seen.setdefault("config", config),
+        lambda config: seen.__setitem__("config", config),
     )
     (tmp_path / "c.yaml").write_text("rank: 4\nsteps: 7\nmethod: ia3\n")
     assert (
