@@ -15,6 +15,32 @@ import keras
 import tensorflow as tf
 
 
+def new_export_archive():
+    """A Keras `ExportArchive` that stores each variable once.
+
+    On the TensorFlow backend, Keras 3.15 writes every weight twice: once as
+    the tracked `keras.Variable` and once as the raw `tf.Variable` that the
+    endpoints capture (keras-team/keras#23553), doubling the export's size
+    and the memory TF Serving needs. This archive drops the raw duplicates of
+    tracked variables before writing; endpoint-only variables are kept.
+    (`keras.export.ExportArchive()` returns a backend class, so the fix is
+    applied to the instance.)
+    """
+    archive = keras.export.ExportArchive()
+    collect = archive._filter_and_track_resources
+
+    def collect_once():
+        collect()
+        trackable = archive._tf_trackable
+        tracked = {id(getattr(v, "_value", v)) for v in trackable.variables}
+        trackable._all_variables = [
+            v for v in trackable._all_variables if id(v) not in tracked
+        ]
+
+    archive._filter_and_track_resources = collect_once
+    return archive
+
+
 def next_version(model_dir):
     """One more than the highest integer version under `model_dir`."""
     if not os.path.isdir(model_dir):
@@ -45,7 +71,7 @@ def export_classifier(
         The path of the new version folder.
     """
     model_dir = os.path.join(export_dir, name)
-    version = version or next_version(model_dir)
+    version = next_version(model_dir) if version is None else version
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(
             f"`version` must be a positive int. Received: {version!r}."
@@ -57,11 +83,15 @@ def export_classifier(
             "`version` to write the next free one."
         )
 
+    if not classifier.built:
+        ones = tf.ones((1, 1), tf.int32)
+        classifier({"token_ids": ones, "padding_mask": ones})
+
     def classify(inputs):
         logits = classifier(inputs, training=False)
         return {"probabilities": keras.ops.softmax(logits, axis=-1)}
 
-    archive = keras.export.ExportArchive()
+    archive = new_export_archive()
     archive.track(classifier)
     archive.add_endpoint("classify", classify, input_signature=[_token_spec()])
     archive.add_endpoint(

@@ -1,0 +1,69 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tiny_models
+
+import tf_adapters as tfa
+from tf_adapters.export.saved_model import export_classifier
+from tf_adapters.export.saved_model import next_version
+from tf_adapters.training.label_word_classifier import LabelWordClassifier
+
+
+def _classifier(method=None):
+    backbone = tiny_models.backbone("gpt2")
+    if method:
+        tfa.add_adapter(backbone, tiny_models.all_configs()[method], "t")
+        tiny_models.randomize_adapter(backbone)
+    return LabelWordClassifier(backbone, [3, 7])
+
+
+@pytest.mark.parametrize("method", [None, "lora", "houlsby"])
+def test_export_reloads_with_equal_outputs_and_stores_weights_once(
+    tmp_path, method
+):
+    classifier = _classifier(method)
+    x = tiny_models.inputs()
+    expected = tf.nn.softmax(classifier(x)).numpy()
+    path = export_classifier(classifier, str(tmp_path), "m")
+    assert path == os.path.join(str(tmp_path), "m", "1")
+    loaded = tf.saved_model.load(path)
+    for name in ("classify", "serving_default"):
+        out = loaded.signatures[name](
+            token_ids=tf.constant(x["token_ids"]),
+            padding_mask=tf.constant(x["padding_mask"]),
+        )["probabilities"].numpy()
+        np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_export_stores_each_weight_once(tmp_path):
+    import keras_hub
+
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=2000,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=64,
+        intermediate_dim=128,
+        max_sequence_length=32,
+    )
+    classifier = LabelWordClassifier(backbone, [3, 7])
+    path = export_classifier(classifier, str(tmp_path), "m")
+    n_bytes = 4 * sum(int(np.prod(v.shape)) for v in classifier.weights)
+    data = os.path.join(path, "variables", "variables.data-00000-of-00001")
+    # Keras writes each weight twice without our fix (keras#23553).
+    assert n_bytes <= os.path.getsize(data) < 1.05 * n_bytes
+
+
+def test_versions_increase_and_are_never_overwritten(tmp_path):
+    classifier = _classifier()
+    assert next_version(str(tmp_path / "m")) == 1
+    export_classifier(classifier, str(tmp_path), "m")
+    export_classifier(classifier, str(tmp_path), "m")
+    assert sorted(os.listdir(tmp_path / "m")) == ["1", "2"]
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        export_classifier(classifier, str(tmp_path), "m", version=2)
+    with pytest.raises(ValueError, match="positive int"):
+        export_classifier(classifier, str(tmp_path), "m", version=0)
+    assert sorted(os.listdir(tmp_path / "m")) == ["1", "2"]
