@@ -104,3 +104,16 @@ def test_generate_works_with_adapters(method):
     assert len(out) == 2 and all(o.startswith(" airplane") for o in out[:1])
     tfa.disable_adapters(model)
     assert model.generate([" airplane"], max_length=10) == base
+
+
+def test_reloaded_backbone_still_receives_training_flag(tmp_path):
+    # Keras passes `training` only to a `call` that declares it; dropout
+    # must stay active in `fit` after a `.keras` round trip.
+    backbone = tiny_models.backbone("gpt2")
+    tfa.add_adapter(backbone, tfa.LoraConfig(rank=2), name="t")
+    backbone.save(str(tmp_path / "b.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "b.keras"))
+    assert loaded._call_has_training_arg
+    x = tiny_models.inputs()
+    train_out = np.asarray(loaded(x, training=True))
+    assert not np.allclose(train_out, np.asarray(loaded(x, training=False)))

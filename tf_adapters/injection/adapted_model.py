@@ -102,13 +102,15 @@ class AdaptedBackbone:
             restore_adapters(backbone, saved)
         return backbone
 
-    def call(self, inputs, *args, **kwargs):
+    # The signature matches `Functional.call`: Keras reads it to decide
+    # whether to pass `training` and `mask`.
+    def call(self, inputs, training=None, mask=None, **kwargs):
         prompt = active_prompt(self)
         if prompt is None:
-            return super().call(inputs, *args, **kwargs)
+            return super().call(inputs, training=training, mask=mask, **kwargs)
         vocabulary_size = self.token_embedding.input_dim
         inputs = prepend_virtual_tokens(inputs, prompt, vocabulary_size)
-        outputs = super().call(inputs, *args, **kwargs)
+        outputs = super().call(inputs, training=training, mask=mask, **kwargs)
         return outputs[:, prompt.num_virtual_tokens :]
 
 
