@@ -98,7 +98,7 @@ def test_lora_alpha_defaults_to_rank():
         (
             lambda: tfa.LoraConfig.from_dict({"rank": 2, "ranks": 3}),
             ValueError,
-            r"Unknown LoraConfig keys \['ranks'\]. Valid keys:",
+            r"LoraConfig: unknown option\(s\) \['ranks'\]. Valid options:",
         ),
         (
             lambda: tfa.LoraConfig.from_dict({"method": "ia3"}),

@@ -4,6 +4,7 @@ import dataclasses
 import json
 from typing import ClassVar
 
+from tf_adapters.core.validation import build_dataclass
 from tf_adapters.core.validation import check_patterns
 
 
@@ -50,14 +51,7 @@ class AdapterConfig:
             raise ValueError(
                 f"This is a {method!r} config, not {cls.method!r}."
             )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown {cls.__name__} keys {unknown}. "
-                f"Valid keys: {sorted(known)}."
-            )
-        return cls(**data)
+        return build_dataclass(cls, data, cls.__name__)
 
     @classmethod
     def from_json(cls, text):

@@ -1,5 +1,6 @@
 """Up-front checks for config values, with messages that name the input."""
 
+import dataclasses
 import re
 
 
@@ -82,3 +83,15 @@ def check_adapter_name(name):
             f"or '.'. Received: name={name!r}."
         )
     return name
+
+
+def build_dataclass(cls, data, source):
+    """`cls(**data)`, rejecting keys that are not fields of `cls`."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown option(s) {unknown}. Valid options: "
+            f"{sorted(known)}."
+        )
+    return cls(**data)

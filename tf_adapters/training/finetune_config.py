@@ -6,6 +6,7 @@ import os
 
 import yaml
 
+from tf_adapters.core.validation import build_dataclass
 from tf_adapters.core.validation import check_choice
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
@@ -101,14 +102,7 @@ class FinetuneConfig:
 
     @classmethod
     def from_dict(cls, data, source="config"):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown option(s) {unknown}. Valid options: "
-                f"{sorted(known)}."
-            )
-        return cls(**data)
+        return build_dataclass(cls, data, source)
 
     @classmethod
     def from_file(cls, path):
