@@ -106,3 +106,11 @@ def test_bad_model_specs(spec, error, match):
 def test_folder_without_config_is_rejected(tmp_path):
     with pytest.raises(FileNotFoundError, match="without config.json"):
         load_base(str(tmp_path))
+
+
+def test_a_gguf_path_resolves_to_the_same_cached_preset(
+    embedded, gguf_path, model_cache
+):
+    assert resolve_preset(gguf_path, model_cache) == resolve_preset(
+        "embedded", model_cache
+    )

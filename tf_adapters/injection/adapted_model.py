@@ -118,6 +118,9 @@ class AdaptedCausalLM:
     """Mixed into a keras-hub `CausalLM` so `generate` sees prompt tuning."""
 
     class_prefix = "Adapted"
+    # keras-hub's `from_preset` picks a task class among registered subclasses
+    # with a matching `backbone_cls`; adapted twins must never be picked.
+    backbone_cls = None
 
     def generate_step(self, inputs, stop_token_ids=None):
         prompt = active_prompt(self.backbone)
