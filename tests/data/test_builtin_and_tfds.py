@@ -42,3 +42,42 @@ def test_tfds_loading_by_name_with_mock_data():
     assert labels == ["neg", "pos"]
     assert 1 <= len(records) <= 12
     assert all(r["label"] in labels for r in records)
+
+
+def test_austen_novels_when_the_optional_source_is_installed():
+    import importlib.util
+    import os
+
+    from tf_adapters.data.builtin import AUSTEN_DATA
+    from tf_adapters.data.builtin import austen_records
+
+    if not os.path.isfile(AUSTEN_DATA + ".rdx") or not importlib.util.find_spec(
+        "rdata"
+    ):
+        with pytest.raises((FileNotFoundError, ModuleNotFoundError)):
+            austen_records()
+        pytest.skip(
+            "optional: apt-get install r-cran-janeaustenr; pip install rdata"
+        )
+    records = austen_records()
+    books = collections.Counter(r["book"] for r in records)
+    assert set(books) == {
+        "emma",
+        "mansfieldpark",
+        "northangerabbey",
+        "persuasion",
+        "prideprejudice",
+        "sensesensibility",
+    }
+    assert any(
+        r["text"].startswith("It is a truth universally") for r in records
+    )
+    words = sum(len(r["text"].split()) for r in records)
+    assert 650_000 < words < 800_000, words
+
+
+def test_missing_austen_source_says_how_to_install(tmp_path):
+    from tf_adapters.data.builtin import austen_records
+
+    with pytest.raises(FileNotFoundError, match="apt-get install r-cran"):
+        austen_records(str(tmp_path / "Rdata"))

