@@ -81,8 +81,8 @@ def gpt2_causal_lm(seed=0, sequence_length=12):
     merges = ["Ġ a", "Ġ t", "Ġ i", "Ġ b", "a i", "p l", "n e"]
     merges += ["Ġa t", "p o", "r t", "Ġt h", "ai r", "pl a", "po rt"]
     merges += ["Ġai r", "Ġa i", "pla ne"]
-    tokens = ["<|endoftext|>", "!", *"Ġabehilnoprt"]
-    tokens += [m.replace(" ", "") for m in merges]
+    tokens = ["!", *"Ġabehilnoprt"]
+    tokens += [m.replace(" ", "") for m in merges] + ["<|endoftext|>"]
     vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens))}
     tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocab, merges=merges)
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(

@@ -73,3 +73,34 @@ def test_bad_flag_values_are_rejected(capsys):
     assert "`learning_rate` must be > 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["finetune", "--method", "dora"])
+
+
+def test_export_command_with_an_adapter(tmp_path, capsys):
+    import os
+
+    import tiny_models
+
+    import tf_adapters as tfa
+
+    model = tiny_models.gpt2_causal_lm()
+    model.save_to_preset(str(tmp_path / "preset"))
+    tfa.add_adapter(model, tfa.LoraConfig(rank=2), name="t")
+    tfa.save_adapter(model, str(tmp_path / "adapter"))
+    argv = [
+        "export",
+        "--model",
+        str(tmp_path / "preset"),
+        "--adapter",
+        str(tmp_path / "adapter"),
+        "--name",
+        "lm",
+        "--export-dir",
+        str(tmp_path / "saved"),
+        "--no-text",
+    ]
+    assert main(argv) == 0
+    assert "saved/lm/1" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert sorted(os.listdir(tmp_path / "saved" / "lm")) == ["1", "2"]
+    assert main(argv + ["--version", "1"]) == 2
+    assert "never overwritten" in capsys.readouterr().err

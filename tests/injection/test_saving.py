@@ -97,11 +97,13 @@ def test_keras_file_loads_in_a_fresh_process_with_safe_mode(tmp_path):
 @pytest.mark.parametrize("method", ["lora", "prompt"])
 def test_generate_works_with_adapters(method):
     model = tiny_models.gpt2_causal_lm()
+    model.compile(sampler="greedy")
     base = model.generate([" airplane"], max_length=10)
     tfa.add_adapter(model, tiny_models.all_configs()[method], name="t")
     tiny_models.randomize_adapter(model)
     out = model.generate([" airplane", " airport"], max_length=10)
     assert len(out) == 2 and all(o.startswith(" airplane") for o in out[:1])
+    assert model.generate([" airplane"], max_length=10) != base
     tfa.disable_adapters(model)
     assert model.generate([" airplane"], max_length=10) == base
 

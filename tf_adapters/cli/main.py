@@ -52,6 +52,41 @@ def build_parser():
     )
     _add_config_flags(finetune, FinetuneConfig)
 
+    export = sub.add_parser(
+        "export",
+        help="Export a base model (plus an adapter checkpoint) as a "
+        "versioned SavedModel for TF Serving.",
+    )
+    export.add_argument(
+        "--model", default="embedded", help="Base model (as for finetune)."
+    )
+    export.add_argument(
+        "--adapter", help="Adapter checkpoint folder written by save_adapter."
+    )
+    export.add_argument("--name", default="model", help="SavedModel name.")
+    export.add_argument("--export-dir", default="saved_models")
+    export.add_argument(
+        "--version", type=int, help="Version (default: the next free one)."
+    )
+    export.add_argument(
+        "--merge",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Merge a LoRA/IA3 adapter into the exported weights.",
+    )
+    export.add_argument(
+        "--text",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Add the string signature (needs TensorFlow Text ops in the "
+        "server); --no-text keeps stock TF ops only.",
+    )
+    export.add_argument(
+        "--max-prompt-length",
+        type=int,
+        help="Longest prompt in tokens for the string signature.",
+    )
+
     demo = sub.add_parser(
         "demo",
         help="A one-minute check of the adapter life cycle on a tiny "
@@ -81,6 +116,8 @@ def main(argv=None):
                 FinetuneConfig.from_dict(options, config_path or "flags")
             )
             return 0
+        if command == "export":
+            return _export(args)
         from tf_adapters.cli.demo import run_demo
 
         return 0 if run_demo(**args)["ok"] else 1
@@ -90,6 +127,27 @@ def main(argv=None):
     except ModuleNotFoundError as e:
         print(f"tf-adapters {command}: error: {e}", file=sys.stderr)
         return 2
+
+
+def _export(args):
+    import tf_adapters as tfa
+    from tf_adapters.export.saved_model import export_saved_model
+    from tf_adapters.models.loading import load_base
+
+    model = load_base(args["model"])
+    if args.get("adapter"):
+        tfa.load_adapter(model, args["adapter"])
+    path = export_saved_model(
+        model,
+        args["export_dir"],
+        args["name"],
+        version=args.get("version"),
+        merge=args["merge"],
+        max_prompt_length=args.get("max_prompt_length"),
+        text=args["text"],
+    )
+    print(f"SavedModel written to {path}")
+    return 0
 
 
 if __name__ == "__main__":

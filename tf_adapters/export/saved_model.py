@@ -7,12 +7,16 @@ integer-named folders) and renamed into place when complete, so a crash never
 leaves a half-written version for TF Serving to pick up.
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
 
 import keras
+import keras_hub
 import tensorflow as tf
+
+from tf_adapters.injection.adapted_model import get_state
 
 
 def new_export_archive():
@@ -21,10 +25,11 @@ def new_export_archive():
     On the TensorFlow backend, Keras 3.15 writes every weight twice: once as
     the tracked `keras.Variable` and once as the raw `tf.Variable` that the
     endpoints capture (keras-team/keras#23553), doubling the export's size
-    and the memory TF Serving needs. This archive drops the raw duplicates of
-    tracked variables before writing; endpoint-only variables are kept.
-    (`keras.export.ExportArchive()` returns a backend class, so the fix is
-    applied to the instance.)
+    and the memory TF Serving needs. This archive tracks the raw
+    `tf.Variable`s themselves, so the checkpoint holds each one once and the
+    signatures (also in TF1-style loaders: TF Serving, `saved_model_cli`)
+    restore exactly the variables they use. (`keras.export.ExportArchive()`
+    returns a backend class, so the fix is applied to the instance.)
     """
     archive = keras.export.ExportArchive()
     collect = archive._filter_and_track_resources
@@ -32,10 +37,13 @@ def new_export_archive():
     def collect_once():
         collect()
         trackable = archive._tf_trackable
-        tracked = {id(getattr(v, "_value", v)) for v in trackable.variables}
-        trackable._all_variables = [
-            v for v in trackable._all_variables if id(v) not in tracked
-        ]
+        for attr in (
+            "variables",
+            "trainable_variables",
+            "non_trainable_variables",
+        ):
+            raw = [getattr(v, "_value", v) for v in getattr(trackable, attr)]
+            setattr(trackable, attr, raw)
 
     archive._filter_and_track_resources = collect_once
     return archive
@@ -49,27 +57,12 @@ def next_version(model_dir):
     return max(versions, default=0) + 1
 
 
-def _token_spec():
-    return {
-        "token_ids": tf.TensorSpec([None, None], tf.int32, name="token_ids"),
-        "padding_mask": tf.TensorSpec(
-            [None, None], tf.int32, name="padding_mask"
-        ),
-    }
-
-
-def export_classifier(
-    classifier, export_dir="saved_models", name="classifier", version=None
-):
-    """Exports a `LabelWordClassifier` with a `classify` signature.
-
-    `classify` (also `serving_default`) takes `token_ids` and
-    `padding_mask` (int32, `[batch, length]`) and returns `probabilities`
-    (`[batch, num_labels]`).
-
-    Returns:
-        The path of the new version folder.
-    """
+def write_versioned(archive, export_dir, name, version=None):
+    """Writes `archive` as `export_dir/name/<version>/`, atomically."""
+    if not isinstance(name, str) or not name or os.sep in name:
+        raise ValueError(
+            f"`name` must be a folder name (no '{os.sep}'). Received: {name!r}."
+        )
     model_dir = os.path.join(export_dir, name)
     version = next_version(model_dir) if version is None else version
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -82,21 +75,6 @@ def export_classifier(
             f"{final} already exists; versions are never overwritten. Omit "
             "`version` to write the next free one."
         )
-
-    if not classifier.built:
-        ones = tf.ones((1, 1), tf.int32)
-        classifier({"token_ids": ones, "padding_mask": ones})
-
-    def classify(inputs):
-        logits = classifier(inputs, training=False)
-        return {"probabilities": keras.ops.softmax(logits, axis=-1)}
-
-    archive = new_export_archive()
-    archive.track(classifier)
-    archive.add_endpoint("classify", classify, input_signature=[_token_spec()])
-    archive.add_endpoint(
-        "serving_default", classify, input_signature=[_token_spec()]
-    )
     os.makedirs(model_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
     try:
@@ -106,3 +84,103 @@ def export_classifier(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def export_saved_model(
+    model,
+    export_dir="saved_models",
+    name=None,
+    version=None,
+    merge=True,
+    max_prompt_length=None,
+    text=True,
+):
+    """Exports a model as a versioned SavedModel for TF Serving.
+
+    A keras-hub `CausalLM` gets `serving_default` (`prompts`,
+    `max_new_tokens` → `outputs`, greedy), `generate_ids` and `logits`; a
+    `LabelWordClassifier` gets `classify` (also `serving_default`).
+
+    Args:
+        model: `keras_hub.models.CausalLM` or `LabelWordClassifier`.
+        export_dir: str. Root of the exports. Defaults to `"saved_models"`.
+        name: str. Model name (folder). Defaults to the model's name.
+        version: int. Defaults to the next free version.
+        merge: bool. Merge the active adapter (LoRA, IA3) into the exported
+            weights; the model itself is left exactly as it was. Defaults to
+            `True`.
+        max_prompt_length: int. Longest prompt (in tokens) `serving_default`
+            accepts. Defaults to the preprocessor's `sequence_length`.
+        text: bool. Add the string signature (`serving_default` of a causal
+            LM). Tokenizing in the graph uses TensorFlow Text ops
+            (`RegexSplitWithOffsets`...), which stock TF Serving and
+            `saved_model_cli` lack; with `text=False` the export holds only
+            stock-TF ops and `serving_default` is `generate_ids`. Loading a
+            text export in Python needs `import tensorflow_text` first.
+            Defaults to `True`.
+
+    Returns:
+        The path of the new version folder.
+    """
+    from tf_adapters.export.causal_lm_endpoints import causal_lm_endpoints
+    from tf_adapters.injection.unload import temporarily_merged
+    from tf_adapters.training.label_word_classifier import LabelWordClassifier
+
+    if isinstance(model, LabelWordClassifier):
+        adapted, endpoints = model.backbone, _classifier_endpoints(model)
+        default = "classify"
+    elif isinstance(model, keras_hub.models.CausalLM):
+        adapted = model
+        endpoints = causal_lm_endpoints(model, max_prompt_length)
+        if not text:
+            endpoints.pop("generate", None)
+        default = "generate" if "generate" in endpoints else "generate_ids"
+    else:
+        raise TypeError(
+            "`model` must be a keras-hub CausalLM or a LabelWordClassifier. "
+            f"Received: {type(model).__name__}."
+        )
+    name = name or model.name
+    with contextlib.ExitStack() as stack:
+        if merge and get_state(_backbone_of(adapted)) is not None:
+            stack.enter_context(temporarily_merged(adapted))
+        archive = new_export_archive()
+        archive.track(model)
+        for endpoint, (fn, signature) in endpoints.items():
+            archive.add_endpoint(endpoint, fn, input_signature=signature)
+        if default != "serving_default":
+            fn, signature = endpoints[default]
+            archive.add_endpoint(
+                "serving_default", fn, input_signature=signature
+            )
+        return write_versioned(archive, export_dir, name, version)
+
+
+def _backbone_of(model):
+    return getattr(model, "backbone", model)
+
+
+def _classifier_endpoints(classifier):
+    if not classifier.built:
+        ones = tf.ones((1, 1), tf.int32)
+        classifier({"token_ids": ones, "padding_mask": ones})
+
+    def classify(token_ids, padding_mask):
+        x = {"token_ids": token_ids, "padding_mask": padding_mask}
+        logits = classifier(x, training=False)
+        return {"probabilities": keras.ops.softmax(logits, axis=-1)}
+
+    spec = [
+        tf.TensorSpec([None, None], tf.int32, name="token_ids"),
+        tf.TensorSpec([None, None], tf.int32, name="padding_mask"),
+    ]
+    return {"classify": (classify, spec)}
+
+
+def export_classifier(
+    classifier, export_dir="saved_models", name="classifier", version=None
+):
+    """Exports a `LabelWordClassifier` (see `export_saved_model`)."""
+    return export_saved_model(
+        classifier, export_dir, name, version, merge=False
+    )

@@ -1,5 +1,7 @@
 """Merging adapters into base weights and taking adapter layers out."""
 
+import contextlib
+
 from tf_adapters.injection.adapted_model import STATE_ATTR
 from tf_adapters.injection.adapted_model import AdaptedBackbone
 from tf_adapters.injection.adapted_model import AdaptedCausalLM
@@ -60,6 +62,45 @@ def unmerge_adapter(model):
                 layer.unmerge()
             entry.merged = False
     _refresh(backbone, task)
+
+
+@contextlib.contextmanager
+def temporarily_merged(model):
+    """Merges the active adapter (LoRA, IA3) for the duration of a block.
+
+    The base kernels are copied first and restored bit for bit afterwards
+    (an unmerge by subtraction would leave rounding errors). Yields whether
+    anything was merged: adapters that cannot merge are left as they are.
+    """
+    backbone, task = split_model(model)
+    state = get_state(backbone)
+    active = state.active if state is not None and state.enabled else None
+    layers = adapter_layers(backbone, active) if active else []
+    if (
+        not layers
+        or state.adapters[active].merged
+        or not all(_mergeable(x) for x in layers)
+    ):
+        yield False
+        return
+    saved = {}
+    for layer in layers:
+        for var in (
+            layer.projection.kernel,
+            getattr(layer.projection, "bias", None),
+        ):
+            if var is not None:
+                saved[id(var)] = (var, var.numpy())
+    merge_adapter(model)
+    try:
+        yield True
+    finally:
+        for var, value in saved.values():
+            var.assign(value)
+        for layer in layers:
+            layer.merged = False
+        state.adapters[active].merged = False
+        _refresh(backbone, task)
 
 
 def merge_and_unload(model):

@@ -21,7 +21,7 @@ from tf_adapters.data.encoding import encode_templated
 from tf_adapters.data.encoding import tokenize
 from tf_adapters.data.splits import split_records
 from tf_adapters.evaluation.classification import classification_metrics
-from tf_adapters.export.saved_model import export_classifier
+from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.models.loading import load_base
 from tf_adapters.training.label_word_classifier import LabelWordClassifier
 
@@ -135,10 +135,11 @@ def run_finetune(config):
     tfa.save_adapter(model, adapter_dir)
     export_path = None
     if config.export:
-        if config.merge and config.method in ("lora", "ia3"):
-            tfa.merge_and_unload(model)
-        export_path = export_classifier(
-            classifier, config.export_dir, config.export_name
+        export_path = export_saved_model(
+            classifier,
+            config.export_dir,
+            config.export_name,
+            merge=config.merge,
         )
 
     report = {

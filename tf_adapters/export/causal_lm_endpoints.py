@@ -1,0 +1,97 @@
+"""Serving endpoints of a keras-hub causal LM: logits and generation.
+
+- `logits`: `token_ids`, `padding_mask` → `logits` (float32).
+- `generate_ids`: `token_ids`, `padding_mask` (right-padded prompts) and
+  `max_new_tokens` → `token_ids`, `padding_mask` of prompt + continuation.
+  Greedy decoding through keras-hub's own `generate_step` (KV cache, stop
+  token); stock TensorFlow ops only, so stock TF Serving runs it.
+- `generate` (exported as `serving_default`): `prompts` (strings) and
+  `max_new_tokens` → `outputs` (strings: prompt + continuation). Tokenizing
+  inside the graph needs TensorFlow Text's ops in the serving binary.
+"""
+
+import keras_hub
+import tensorflow as tf
+from keras import ops
+
+INT_SPEC = {
+    "token_ids": tf.TensorSpec([None, None], tf.int32, name="token_ids"),
+    "padding_mask": tf.TensorSpec([None, None], tf.int32, name="padding_mask"),
+    "max_new_tokens": tf.TensorSpec([], tf.int32, name="max_new_tokens"),
+    "prompts": tf.TensorSpec([None], tf.string, name="prompts"),
+}
+
+
+def causal_lm_endpoints(causal_lm, max_prompt_length=None):
+    """`{name: (fn, input_signature)}` for `ExportArchive.add_endpoint`."""
+    preprocessor = causal_lm.preprocessor
+    tokenizer = getattr(preprocessor, "tokenizer", None)
+    stop = [tokenizer.end_token_id] if tokenizer is not None else None
+    greedy = keras_hub.samplers.GreedySampler()
+
+    def logits(token_ids, padding_mask):
+        x = {"token_ids": token_ids, "padding_mask": padding_mask}
+        return {"logits": ops.cast(causal_lm(x, training=False), "float32")}
+
+    def generate_ids(token_ids, padding_mask, max_new_tokens):
+        # Each row gets at most `max_new_tokens` new tokens: keras-hub fills
+        # every free slot of the buffer, so the buffer is the longest prompt
+        # plus `max_new_tokens`, and a shorter row's extra tokens are masked.
+        lengths = tf.reduce_sum(tf.cast(padding_mask != 0, tf.int32), axis=1)
+        longest = tf.reduce_max(lengths)
+        batch = tf.shape(token_ids)[0]
+        room = tf.zeros([batch, max_new_tokens], tf.int32)
+        x = {
+            "token_ids": tf.concat([token_ids[:, :longest], room], axis=1),
+            "padding_mask": tf.concat(
+                [padding_mask[:, :longest] != 0, room != 0], axis=1
+            ),
+        }
+        sampler, causal_lm.sampler = causal_lm.sampler, greedy
+        try:
+            out = causal_lm.generate_step(x, stop_token_ids=stop)
+        finally:
+            causal_lm.sampler = sampler
+        positions = tf.range(longest + max_new_tokens)[None, :]
+        keep = positions < (lengths + max_new_tokens)[:, None]
+        mask = tf.logical_and(tf.cast(out["padding_mask"], tf.bool), keep)
+        ids = tf.where(mask, tf.cast(out["token_ids"], tf.int32), 0)
+        return {"token_ids": ids, "padding_mask": tf.cast(mask, tf.int32)}
+
+    endpoints = {
+        "logits": (
+            logits,
+            [INT_SPEC["token_ids"], INT_SPEC["padding_mask"]],
+        ),
+        "generate_ids": (
+            generate_ids,
+            [
+                INT_SPEC["token_ids"],
+                INT_SPEC["padding_mask"],
+                INT_SPEC["max_new_tokens"],
+            ],
+        ),
+    }
+    if tokenizer is None:
+        return endpoints
+    length = max_prompt_length or preprocessor.sequence_length
+    special = list(getattr(tokenizer, "special_token_ids", []) or [])
+
+    def generate(prompts, max_new_tokens):
+        x = preprocessor.generate_preprocess(prompts, sequence_length=length)
+        out = generate_ids(
+            tf.cast(x["token_ids"], tf.int32),
+            tf.cast(x["padding_mask"], tf.int32),
+            max_new_tokens,
+        )
+        ids, mask = out["token_ids"], tf.cast(out["padding_mask"], tf.bool)
+        for token in special:
+            mask = tf.logical_and(mask, tf.not_equal(ids, token))
+        text = tokenizer.detokenize(tf.ragged.boolean_mask(ids, mask))
+        return {"outputs": text}
+
+    endpoints["generate"] = (
+        generate,
+        [INT_SPEC["prompts"], INT_SPEC["max_new_tokens"]],
+    )
+    return endpoints
