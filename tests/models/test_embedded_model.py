@@ -72,7 +72,7 @@ def test_cached_preset_is_reused_not_reconverted(
         f.write('{"source_sha256": "x", "converter_version": 0}')
     assert gguf_preset(gguf_path, model_cache) == preset
     with open(stamp) as f:
-        assert '"converter_version": 1' in f.read()
+        assert '"converter_version": 2' in f.read()
 
 
 def test_local_keras_hub_preset_round_trip(embedded, tmp_path):
@@ -114,3 +114,17 @@ def test_a_gguf_path_resolves_to_the_same_cached_preset(
     assert resolve_preset(gguf_path, model_cache) == resolve_preset(
         "embedded", model_cache
     )
+
+
+def test_in_graph_tokenization_matches_eager_for_chat_prompts(embedded):
+    import tensorflow as tf
+
+    tokenizer = embedded.preprocessor.tokenizer
+    text = (
+        "<|im_start|>user\nIs it good? Answer in one word.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    eager = [list(map(int, row)) for row in tokenizer(tf.constant([text]))]
+    graph = tf.function(tokenizer)(tf.constant([text])).to_list()
+    assert graph == eager
+    assert 2 in eager[0]  # <|im_end|> stays one token

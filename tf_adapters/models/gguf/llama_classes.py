@@ -52,6 +52,15 @@ class GGUFLlamaTokenizer(keras_hub.models.Llama3Tokenizer):
             "eos_token": eos_token,
             "misc_special_tokens": sorted(misc_special_tokens),
         }
+        # keras-hub's in-graph pre-tokenizer swaps the i-th unsplittable token
+        # for "Ĵ" + letters(i) and swaps back in order, so with more than ten
+        # the alternates are prefixes of each other ("ĴB" of "ĴBA") and
+        # tokens after the tenth come out mangled inside a tf.function. Keep
+        # ten: the start and end tokens first.
+        kwargs.setdefault(
+            "unsplittable_tokens",
+            [bos_token, eos_token, *sorted(misc_special_tokens)][:10],
+        )
         super().__init__(
             vocabulary=vocabulary,
             merges=merges,
