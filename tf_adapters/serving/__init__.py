@@ -1,0 +1,1 @@
+"""Client side of TF Serving: request builders and response decoders."""
