@@ -158,3 +158,22 @@ def test_bad_export_arguments(tmp_path):
         export_saved_model(model.backbone, str(tmp_path))
     with pytest.raises(ValueError, match="must be a folder name"):
         export_saved_model(model, str(tmp_path), name="a/b")
+
+
+def test_prompts_beyond_the_context_fail_clearly(exported):
+    import tensorflow as tf
+
+    _, _, path, _ = exported
+    loaded = tf.saved_model.load(path)
+    ids = tf.ones((1, 60), tf.int32)  # the tiny model's context is 64
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"exceed the context of the model \(64 tokens\)",
+    ):
+        loaded.signatures["generate_ids"](
+            token_ids=ids, padding_mask=ids, max_new_tokens=tf.constant(10)
+        )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be >= 0"):
+        loaded.signatures["generate_ids"](
+            token_ids=ids, padding_mask=ids, max_new_tokens=tf.constant(-1)
+        )

@@ -28,6 +28,8 @@ def causal_lm_endpoints(causal_lm, max_prompt_length=None):
     tokenizer = getattr(preprocessor, "tokenizer", None)
     stop = [tokenizer.end_token_id] if tokenizer is not None else None
     greedy = keras_hub.samplers.GreedySampler()
+    # Learned position tables (GPT-2, OPT...) end at `max_sequence_length`.
+    context = getattr(causal_lm.backbone, "max_sequence_length", None)
 
     def logits(token_ids, padding_mask):
         x = {"token_ids": token_ids, "padding_mask": padding_mask}
@@ -39,6 +41,23 @@ def causal_lm_endpoints(causal_lm, max_prompt_length=None):
         # plus `max_new_tokens`, and a shorter row's extra tokens are masked.
         lengths = tf.reduce_sum(tf.cast(padding_mask != 0, tf.int32), axis=1)
         longest = tf.reduce_max(lengths)
+        checks = [
+            tf.debugging.assert_non_negative(
+                max_new_tokens, message="max_new_tokens must be >= 0"
+            )
+        ]
+        if context is not None:
+            checks.append(
+                tf.debugging.assert_less_equal(
+                    longest + max_new_tokens,
+                    context,
+                    message=f"prompt tokens + max_new_tokens exceed the "
+                    f"context of the model ({context} tokens); shorten the "
+                    "prompt or ask for fewer new tokens",
+                )
+            )
+        with tf.control_dependencies(checks):
+            longest = tf.identity(longest)
         batch = tf.shape(token_ids)[0]
         room = tf.zeros([batch, max_new_tokens], tf.int32)
         x = {
