@@ -6,15 +6,22 @@ import numpy as np
 
 VOCAB = 64
 
-BACKBONES = {
-    "gpt2": lambda: keras_hub.models.GPT2Backbone(
+
+def gpt2(**overrides):
+    """A tiny GPT-2 backbone; keyword arguments override its shape."""
+    config = dict(
         vocabulary_size=VOCAB,
         num_layers=2,
         num_heads=2,
         hidden_dim=8,
         intermediate_dim=16,
         max_sequence_length=64,
-    ),
+    )
+    return keras_hub.models.GPT2Backbone(**{**config, **overrides})
+
+
+BACKBONES = {
+    "gpt2": lambda: gpt2(),
     "opt": lambda: keras_hub.models.OPTBackbone(
         vocabulary_size=VOCAB,
         num_layers=2,
@@ -88,14 +95,7 @@ def gpt2_causal_lm(seed=0, sequence_length=12):
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
         tokenizer, sequence_length=sequence_length
     )
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=64,
-    )
+    backbone = gpt2(vocabulary_size=tokenizer.vocabulary_size())
     return keras_hub.models.GPT2CausalLM(backbone, preprocessor=preprocessor)
 
 

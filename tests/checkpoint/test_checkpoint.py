@@ -1,7 +1,6 @@
 import json
 import os
 
-import keras_hub
 import numpy as np
 import pytest
 import tiny_models
@@ -68,7 +67,7 @@ def test_trainable_layers_are_saved_and_restored(tmp_path):
 
 def test_gpt2_small_lora_checkpoint_is_under_1_5_mb(tmp_path):
     # GPT-2 small's shape with random weights: 12 layers, 768 wide.
-    backbone = keras_hub.models.GPT2Backbone(
+    backbone = tiny_models.gpt2(
         vocabulary_size=50257,
         num_layers=12,
         num_heads=12,
@@ -89,14 +88,7 @@ def test_loading_onto_another_shape_names_layer_and_shapes(tmp_path):
     backbone = tiny_models.backbone()
     tfa.add_adapter(backbone, tfa.LoraConfig(rank=2), name="t")
     tfa.save_adapter(backbone, str(tmp_path / "t"))
-    wider = keras_hub.models.GPT2Backbone(
-        vocabulary_size=64,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=16,
-        max_sequence_length=64,
-    )
+    wider = tiny_models.gpt2(hidden_dim=16)
     snapshot = _snapshot(wider)
     with pytest.raises(
         ValueError,

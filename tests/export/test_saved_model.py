@@ -38,15 +38,9 @@ def test_export_reloads_with_equal_outputs_and_stores_weights_once(
 
 
 def test_export_stores_each_weight_once(tmp_path):
-    import keras_hub
 
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=2000,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=64,
-        intermediate_dim=128,
-        max_sequence_length=32,
+    backbone = tiny_models.gpt2(
+        vocabulary_size=2000, num_layers=1, hidden_dim=64, intermediate_dim=128
     )
     classifier = LabelWordClassifier(backbone, [3, 7])
     path = export_classifier(classifier, str(tmp_path), "m")

@@ -3,6 +3,7 @@ import os
 import keras_hub
 import numpy as np
 import pytest
+import tiny_models
 from numpy_llama import NumpyLlama
 
 from tf_adapters.models.loading import STAMP_FILE
@@ -76,14 +77,7 @@ def test_cached_preset_is_reused_not_reconverted(
 
 
 def test_local_keras_hub_preset_round_trip(embedded, tmp_path):
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=64,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=32,
-    )
+    backbone = tiny_models.gpt2(num_layers=1)
     backbone.save_to_preset(str(tmp_path / "gpt2"))
     assert resolve_preset(str(tmp_path / "gpt2")) == str(tmp_path / "gpt2")
     loaded = keras_hub.models.Backbone.from_preset(str(tmp_path / "gpt2"))

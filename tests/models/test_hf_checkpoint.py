@@ -11,13 +11,9 @@ from tf_adapters.models.loading import load_base
 def test_local_hugging_face_folder_loads_with_equal_logits(tmp_path):
     reference = tiny_models.gpt2_causal_lm()
     keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=reference.backbone.vocabulary_size,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=32,  # keras-hub's HF GPT-2 loader assumes 4 x hidden
-        max_sequence_length=64,
+    # keras-hub's HF GPT-2 loader assumes an FFN of 4 x hidden.
+    backbone = tiny_models.gpt2(
+        vocabulary_size=reference.backbone.vocabulary_size, intermediate_dim=32
     )
     model = keras_hub.models.GPT2CausalLM(
         backbone, preprocessor=reference.preprocessor
