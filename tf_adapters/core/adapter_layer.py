@@ -2,6 +2,8 @@
 
 import keras
 
+from tf_adapters.injection import routing
+
 
 def adapter_dtype_policy(base_layer):
     """Adapter weights stay float32; compute follows the wrapped layer."""
@@ -116,15 +118,24 @@ class AdapterLayer(keras.layers.Layer):
         return found
 
     def call(self, inputs, training=None):
-        if not self.adapter_enabled or self.merged:
-            outputs = self.base_layer(inputs, training=training)
+        gate = None
+        if routing.routing_active() and not self.merged:
+            gate = routing.gate(self.adapter_name)
+            enabled = gate is not None
         else:
-            outputs = self.adapter_call(inputs, training=training)
+            enabled = self.adapter_enabled and not self.merged
+        if enabled:
+            outputs = self.adapter_call(inputs, training=training, gate=gate)
+        else:
+            outputs = self.base_layer(inputs, training=training)
         if self.hoisted_activation is not None:
             outputs = self.hoisted_activation(outputs)
         return outputs
 
-    def adapter_call(self, inputs, training=None):
+    def adapter_call(self, inputs, training=None, gate=None):
+        """The adapted output. `gate` (0/1 per example, shape `(batch,)`) is
+        set when adapters are routed per example: scale the update with
+        `routing.apply_gate(gate, update)`."""
         raise NotImplementedError
 
     def compute_output_shape(self, input_shape):

@@ -8,7 +8,7 @@ from tf_adapters.core.validation import build_dataclass
 from tf_adapters.core.validation import check_patterns
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class AdapterConfig:
     """Fields every adapter method shares.
 

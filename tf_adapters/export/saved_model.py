@@ -17,6 +17,7 @@ import keras_hub
 import tensorflow as tf
 
 from tf_adapters.injection.adapted_model import get_state
+from tf_adapters.injection.routing import route_by_example
 
 
 def new_export_archive():
@@ -94,6 +95,7 @@ def export_saved_model(
     merge=True,
     max_prompt_length=None,
     text=True,
+    adapters=None,
 ):
     """Exports a model as a versioned SavedModel for TF Serving.
 
@@ -118,6 +120,12 @@ def export_saved_model(
             stock-TF ops and `serving_default` is `generate_ids`. Loading a
             text export in Python needs `import tensorflow_text` first.
             Defaults to `True`.
+        adapters: list of str. Serve several adapters from one SavedModel:
+            the base weights once, each adapter's weights once, and an
+            `adapter` input (a name per example) on every signature, so one
+            batch may mix adapters. Prompt-tuning adapters cannot be mixed
+            this way. Implies `merge=False`. Defaults to `None` (the model as
+            it is, with its active adapter).
 
     Returns:
         The path of the new version folder.
@@ -141,6 +149,10 @@ def export_saved_model(
             f"Received: {type(model).__name__}."
         )
     name = name or model.name
+    if adapters is not None:
+        _check_routable(_backbone_of(adapted), adapters)
+        endpoints = _routed(endpoints, list(adapters))
+        merge = False
     with contextlib.ExitStack() as stack:
         if merge and get_state(_backbone_of(adapted)) is not None:
             stack.enter_context(temporarily_merged(adapted))
@@ -154,6 +166,61 @@ def export_saved_model(
                 "serving_default", fn, input_signature=signature
             )
         return write_versioned(archive, export_dir, name, version)
+
+
+def _check_routable(backbone, adapters):
+    state = get_state(backbone)
+    known = list(state.adapters) if state is not None else []
+    if not adapters or isinstance(adapters, str):
+        raise ValueError(
+            f"`adapters` must be a non-empty list of adapter names from "
+            f"{known}. Received: {adapters!r}."
+        )
+    for adapter in adapters:
+        if adapter not in known:
+            raise ValueError(
+                f"Unknown adapter {adapter!r}; the model has {known}."
+            )
+        entry = state.adapters[adapter]
+        if entry.merged:
+            raise ValueError(
+                f"Adapter {adapter!r} is merged; unmerge it before a "
+                "multi-adapter export."
+            )
+        if entry.config.method == "prompt_tuning":
+            raise ValueError(
+                f"Adapter {adapter!r} is prompt tuning, which changes the "
+                "sequence length and cannot be chosen per example; export "
+                "it on its own."
+            )
+
+
+def _routed(endpoints, names):
+    """Endpoints that take an `adapter` name per example first."""
+    table = tf.constant(names)
+    spec = tf.TensorSpec([None], tf.string, name="adapter")
+
+    def routed(fn):
+        def route(adapter, *args):
+            match = tf.equal(adapter[:, None], table[None, :])
+            check = tf.debugging.assert_equal(
+                tf.reduce_all(tf.reduce_any(match, axis=1)),
+                True,
+                message=f"unknown adapter name; this model serves {names}",
+            )
+            with tf.control_dependencies([check]):
+                index = tf.argmax(
+                    tf.cast(match, tf.int32), axis=1, output_type=tf.int32
+                )
+            with route_by_example(index, names):
+                return fn(*args)
+
+        return route
+
+    return {
+        key: (routed(fn), [spec, *signature])
+        for key, (fn, signature) in endpoints.items()
+    }
 
 
 def _backbone_of(model):

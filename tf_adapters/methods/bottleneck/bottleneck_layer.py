@@ -3,6 +3,7 @@ from keras import ops
 
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
+from tf_adapters.injection.routing import apply_gate
 
 
 class BottleneckBlock(keras.layers.Layer):
@@ -131,11 +132,10 @@ class BottleneckLayer(AdapterLayer):
         """Width of what the block reads: the projection's output here."""
         return hidden_dim
 
-    def adapter_call(self, inputs, training=None):
+    def adapter_call(self, inputs, training=None, gate=None):
         outputs = self.base_layer(inputs, training=training)
-        return outputs + ops.cast(self.scaling, outputs.dtype) * self.block(
-            outputs
-        )
+        delta = ops.cast(self.scaling, outputs.dtype) * self.block(outputs)
+        return outputs + apply_gate(gate, delta)
 
     def get_config(self):
         config = super().get_config()

@@ -10,7 +10,7 @@ VARIANTS = ("houlsby", "pfeiffer", "parallel")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "swish", "linear")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class BottleneckConfig(AdapterConfig):
     """Bottleneck adapters: down-project, nonlinearity, up-project, add.
 

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from tf_adapters.core.adapter_layer import AdapterLayer
+from tf_adapters.injection.routing import apply_gate
 from tf_adapters.methods.bottleneck.bottleneck_layer import BottleneckLayer
 
 
@@ -48,12 +49,13 @@ class ParallelBottleneckLayer(BottleneckLayer):
     def receive(self, x):
         object.__setattr__(self, "_tapped", x)
 
-    def adapter_call(self, inputs, training=None):
+    def adapter_call(self, inputs, training=None, gate=None):
         outputs = self.base_layer(inputs, training=training)
         x = self._tapped if self._tapped is not None else inputs
         object.__setattr__(self, "_tapped", None)
         delta = self.block(ops.cast(x, outputs.dtype))
-        return outputs + ops.cast(self.scaling, outputs.dtype) * delta
+        delta = ops.cast(self.scaling, outputs.dtype) * delta
+        return outputs + apply_gate(gate, delta)
 
     def get_config(self):
         config = super().get_config()
@@ -78,6 +80,6 @@ class InputTap(AdapterLayer):
     def build(self, input_shape=None):
         self.built = True
 
-    def adapter_call(self, inputs, training=None):
+    def adapter_call(self, inputs, training=None, gate=None):
         self.target.receive(inputs)
         return self.base_layer(inputs, training=training)

@@ -4,7 +4,7 @@ from tf_adapters.core.config import AdapterConfig
 from tf_adapters.core.validation import check_patterns
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class IA3Config(AdapterConfig):
     """IA3 (Liu et al., 2022): learned rescaling of keys, values and the
     feed-forward activation, each vector starting at one (the identity).

@@ -3,6 +3,7 @@ from keras import ops
 
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
+from tf_adapters.injection.routing import apply_gate
 
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
@@ -53,13 +54,15 @@ class IA3Layer(AdapterLayer):
             return self.spec.contracted
         return self.spec.kernel_out
 
-    def adapter_call(self, inputs, training=None):
+    def adapter_call(self, inputs, training=None, gate=None):
         scale = ops.cast(self.ia3_scale, self.compute_dtype)
         if self.scale_input:
             x = ops.einsum(self.spec.scale_input_equation, inputs, scale)
+            x = _gated(inputs, x, gate)
             return self.base_layer(x, training=training)
         outputs = self.base_layer(inputs, training=training)
-        return ops.einsum(self.spec.scale_output_equation, outputs, scale)
+        scaled = ops.einsum(self.spec.scale_output_equation, outputs, scale)
+        return _gated(outputs, scaled, gate)
 
     def _rescale(self, factor):
         """Multiplies the kernel (and bias) by `factor` along scaled axes."""
@@ -101,3 +104,10 @@ class IA3Layer(AdapterLayer):
         config = super().get_config()
         config.update({"scale_input": self.scale_input})
         return config
+
+
+def _gated(plain, scaled, gate):
+    """`scaled` where the gate is 1, `plain` where it is 0."""
+    if gate is None:
+        return scaled
+    return plain + apply_gate(gate, scaled - plain)

@@ -6,7 +6,7 @@ from tf_adapters.core.validation import check_int
 from tf_adapters.core.validation import check_patterns
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class LoraConfig(AdapterConfig):
     """Low-rank adaptation (Hu et al., 2021) of `Dense`/`EinsumDense` layers.
 

@@ -3,6 +3,7 @@ from keras import ops
 
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
+from tf_adapters.injection.routing import apply_gate
 
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
@@ -70,12 +71,13 @@ class LoraLayer(AdapterLayer):
         )
         self.built = True
 
-    def adapter_call(self, inputs, training=None):
+    def adapter_call(self, inputs, training=None, gate=None):
         outputs = self.base_layer(inputs, training=training)
         x = self.dropout_layer(inputs, training=training)
         x = ops.einsum(self.spec.down_equation, x, self.lora_a)  # (..., r)
         x = ops.einsum(self.spec.up_equation, x, self.lora_b)
-        return outputs + ops.cast(self.scale, x.dtype) * x
+        x = ops.cast(self.scale, x.dtype) * x
+        return outputs + apply_gate(gate, x)
 
     def delta(self):
         """The merged update `scale·A·B`, shaped like the base kernel."""

@@ -7,7 +7,7 @@ from tf_adapters.core.validation import check_int
 INITS = ("vocab", "random")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class PromptTuningConfig(AdapterConfig):
     """Prompt tuning (Lester et al., 2021): learned virtual-token embeddings
     prepended to every input sequence.
