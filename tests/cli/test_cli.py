@@ -104,3 +104,23 @@ def test_export_command_with_an_adapter(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "saved" / "lm")) == ["1", "2"]
     assert main(argv + ["--version", "1"]) == 2
     assert "never overwritten" in capsys.readouterr().err
+
+
+def test_export_command_serves_several_adapters(tmp_path, capsys):
+    import tensorflow as tf
+    import tiny_models
+
+    import tf_adapters as tfa
+
+    model = tiny_models.gpt2_causal_lm()
+    model.save_to_preset(str(tmp_path / "preset"))
+    for name, config in [("a", tfa.LoraConfig(rank=2)), ("b", tfa.IA3Config())]:
+        tfa.add_adapter(model, config, name=name)
+        tfa.save_adapter(model, str(tmp_path / name), name=name)
+    argv = ["export", "--model", str(tmp_path / "preset"), "--adapter"]
+    argv += [str(tmp_path / "a"), str(tmp_path / "b")]
+    argv += ["--name", "lm", "--export-dir", str(tmp_path / "s"), "--no-text"]
+    assert main(argv) == 0
+    loaded = tf.saved_model.load(str(tmp_path / "s" / "lm" / "1"))
+    spec = loaded.signatures["logits"].structured_input_signature[1]
+    assert set(spec) == {"adapter", "token_ids", "padding_mask"}

@@ -61,7 +61,11 @@ def build_parser():
         "--model", default="embedded", help="Base model (as for finetune)."
     )
     export.add_argument(
-        "--adapter", help="Adapter checkpoint folder written by save_adapter."
+        "--adapter",
+        nargs="+",
+        help="Adapter checkpoint folder(s) written by save_adapter. With "
+        "several, one SavedModel serves them all: every signature takes an "
+        "`adapter` name per example.",
     )
     export.add_argument("--name", default="model", help="SavedModel name.")
     export.add_argument("--export-dir", default="saved_models")
@@ -135,8 +139,9 @@ def _export(args):
     from tf_adapters.models.loading import load_base
 
     model = load_base(args["model"])
-    if args.get("adapter"):
-        tfa.load_adapter(model, args["adapter"])
+    for adapter in args.get("adapter") or []:
+        tfa.load_adapter(model, adapter)
+    names = tfa.list_adapters(model)
     path = export_saved_model(
         model,
         args["export_dir"],
@@ -145,6 +150,7 @@ def _export(args):
         merge=args["merge"],
         max_prompt_length=args.get("max_prompt_length"),
         text=args["text"],
+        adapters=names if len(names) > 1 else None,
     )
     print(f"SavedModel written to {path}")
     return 0
