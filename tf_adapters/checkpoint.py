@@ -123,7 +123,7 @@ def load_adapter(model, path, name=None, activate=True):
         ) from None
     variables = dict(plan.variables())
     variables.update(trainable_layer_variables(model, config.trainable_layers))
-    _check_against(path, arrays, variables, base, meta["base_model"])
+    _check_against(path, arrays, variables, base)
     _install(backbone, task, plan)
     for key, var in variables.items():
         var.assign(arrays[key].astype(var.dtype))
@@ -187,9 +187,7 @@ def read_checkpoint(path):
     return meta, arrays
 
 
-def _check_against(path, arrays, variables, base, saved_base):
-    saved = saved_base.get("class") if isinstance(saved_base, dict) else None
-    path = f"{path} (saved from a {saved})"
+def _check_against(path, arrays, variables, base):
     for key in sorted(variables):
         if key not in arrays:
             raise ValueError(

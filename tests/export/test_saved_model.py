@@ -6,7 +6,7 @@ import tensorflow as tf
 import tiny_models
 
 import tf_adapters as tfa
-from tf_adapters.export.saved_model import export_classifier
+from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.export.saved_model import next_version
 from tf_adapters.training.label_word_classifier import LabelWordClassifier
 
@@ -26,7 +26,7 @@ def test_export_reloads_with_equal_outputs_and_stores_weights_once(
     classifier = _classifier(method)
     x = tiny_models.inputs()
     expected = tf.nn.softmax(classifier(x)).numpy()
-    path = export_classifier(classifier, str(tmp_path), "m")
+    path = export_saved_model(classifier, str(tmp_path), "m", merge=False)
     assert path == os.path.join(str(tmp_path), "m", "1")
     loaded = tf.saved_model.load(path)
     for name in ("classify", "serving_default"):
@@ -43,7 +43,7 @@ def test_export_stores_each_weight_once(tmp_path):
         vocabulary_size=2000, num_layers=1, hidden_dim=64, intermediate_dim=128
     )
     classifier = LabelWordClassifier(backbone, [3, 7])
-    path = export_classifier(classifier, str(tmp_path), "m")
+    path = export_saved_model(classifier, str(tmp_path), "m", merge=False)
     n_bytes = 4 * sum(int(np.prod(v.shape)) for v in classifier.weights)
     data = os.path.join(path, "variables", "variables.data-00000-of-00001")
     # Keras writes each weight twice without our fix (keras#23553).
@@ -53,11 +53,11 @@ def test_export_stores_each_weight_once(tmp_path):
 def test_versions_increase_and_are_never_overwritten(tmp_path):
     classifier = _classifier()
     assert next_version(str(tmp_path / "m")) == 1
-    export_classifier(classifier, str(tmp_path), "m")
-    export_classifier(classifier, str(tmp_path), "m")
+    export_saved_model(classifier, str(tmp_path), "m", merge=False)
+    export_saved_model(classifier, str(tmp_path), "m", merge=False)
     assert sorted(os.listdir(tmp_path / "m")) == ["1", "2"]
     with pytest.raises(FileExistsError, match="never overwritten"):
-        export_classifier(classifier, str(tmp_path), "m", version=2)
+        export_saved_model(classifier, str(tmp_path), "m", version=2)
     with pytest.raises(ValueError, match="positive int"):
-        export_classifier(classifier, str(tmp_path), "m", version=0)
+        export_saved_model(classifier, str(tmp_path), "m", version=0)
     assert sorted(os.listdir(tmp_path / "m")) == ["1", "2"]

@@ -14,11 +14,12 @@ import keras_hub
 import tensorflow as tf
 from keras import ops
 
-INT_SPEC = {
+SPECS = {
     "token_ids": tf.TensorSpec([None, None], tf.int32, name="token_ids"),
     "padding_mask": tf.TensorSpec([None, None], tf.int32, name="padding_mask"),
     "max_new_tokens": tf.TensorSpec([], tf.int32, name="max_new_tokens"),
     "prompts": tf.TensorSpec([None], tf.string, name="prompts"),
+    "adapter": tf.TensorSpec([None], tf.string, name="adapter"),
 }
 
 
@@ -80,14 +81,14 @@ def causal_lm_endpoints(causal_lm, max_prompt_length=None):
     endpoints = {
         "logits": (
             logits,
-            [INT_SPEC["token_ids"], INT_SPEC["padding_mask"]],
+            [SPECS["token_ids"], SPECS["padding_mask"]],
         ),
         "generate_ids": (
             generate_ids,
             [
-                INT_SPEC["token_ids"],
-                INT_SPEC["padding_mask"],
-                INT_SPEC["max_new_tokens"],
+                SPECS["token_ids"],
+                SPECS["padding_mask"],
+                SPECS["max_new_tokens"],
             ],
         ),
     }
@@ -111,6 +112,6 @@ def causal_lm_endpoints(causal_lm, max_prompt_length=None):
 
     endpoints["generate"] = (
         generate,
-        [INT_SPEC["prompts"], INT_SPEC["max_new_tokens"]],
+        [SPECS["prompts"], SPECS["max_new_tokens"]],
     )
     return endpoints

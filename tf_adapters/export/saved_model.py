@@ -16,6 +16,8 @@ import keras
 import keras_hub
 import tensorflow as tf
 
+from tf_adapters.export.causal_lm_endpoints import SPECS
+from tf_adapters.export.causal_lm_endpoints import causal_lm_endpoints
 from tf_adapters.injection.adapted_model import get_state
 from tf_adapters.injection.routing import route_by_example
 
@@ -130,7 +132,6 @@ def export_saved_model(
     Returns:
         The path of the new version folder.
     """
-    from tf_adapters.export.causal_lm_endpoints import causal_lm_endpoints
     from tf_adapters.injection.unload import temporarily_merged
     from tf_adapters.training.label_word_classifier import LabelWordClassifier
 
@@ -198,7 +199,7 @@ def _check_routable(backbone, adapters):
 def _routed(endpoints, names):
     """Endpoints that take an `adapter` name per example first."""
     table = tf.constant(names)
-    spec = tf.TensorSpec([None], tf.string, name="adapter")
+    spec = SPECS["adapter"]
 
     def routed(fn):
         def route(adapter, *args):
@@ -237,17 +238,5 @@ def _classifier_endpoints(classifier):
         logits = classifier(x, training=False)
         return {"probabilities": keras.ops.softmax(logits, axis=-1)}
 
-    spec = [
-        tf.TensorSpec([None, None], tf.int32, name="token_ids"),
-        tf.TensorSpec([None, None], tf.int32, name="padding_mask"),
-    ]
+    spec = [SPECS["token_ids"], SPECS["padding_mask"]]
     return {"classify": (classify, spec)}
-
-
-def export_classifier(
-    classifier, export_dir="saved_models", name="classifier", version=None
-):
-    """Exports a `LabelWordClassifier` (see `export_saved_model`)."""
-    return export_saved_model(
-        classifier, export_dir, name, version, merge=False
-    )

@@ -57,7 +57,7 @@ def build_backbone(source, dtype="float32"):
     w = source.weights
     d, heads = c["hidden_dim"], c["num_query_heads"]
     head_dim = d // heads
-    kv_heads = c["num_key_value_heads"]
+    kv_heads, ffn = c["num_key_value_heads"], c["intermediate_dim"]
 
     def put(variable, value):
         value = np.asarray(value, dtype="float32")
@@ -73,39 +73,21 @@ def build_backbone(source, dtype="float32"):
         put(backbone.token_embedding.reverse_embeddings, w["output.weight"].T)
     for i, layer in enumerate(backbone.transformer_layers):
         attn = layer._self_attention_layer
-        put(
-            layer._self_attention_layernorm.scale,
-            w[f"blk.{i}.attn_norm.weight"],
-        )
-        put(layer._feedforward_layernorm.scale, w[f"blk.{i}.ffn_norm.weight"])
-        put(
-            attn._query_dense.kernel,
-            w[f"blk.{i}.attn_q.weight"].T.reshape(d, heads, head_dim),
-        )
-        put(
-            attn._key_dense.kernel,
-            w[f"blk.{i}.attn_k.weight"].T.reshape(d, kv_heads, head_dim),
-        )
-        put(
-            attn._value_dense.kernel,
-            w[f"blk.{i}.attn_v.weight"].T.reshape(d, kv_heads, head_dim),
-        )
-        put(
-            attn._output_dense.kernel,
-            w[f"blk.{i}.attn_output.weight"].T.reshape(heads, head_dim, d),
-        )
-        put(
-            layer._feedforward_gate_dense.kernel,
-            w[f"blk.{i}.ffn_gate.weight"].T,
-        )
-        put(
-            layer._feedforward_intermediate_dense.kernel,
-            w[f"blk.{i}.ffn_up.weight"].T,
-        )
-        put(
-            layer._feedforward_output_dense.kernel,
-            w[f"blk.{i}.ffn_down.weight"].T,
-        )
+        # keras-hub variable ← GGUF tensor `blk.{i}.{name}.weight`, whose
+        # matrices are (out, in): transposed, then split into heads.
+        for variable, name, shape in [
+            (layer._self_attention_layernorm.scale, "attn_norm", None),
+            (layer._feedforward_layernorm.scale, "ffn_norm", None),
+            (attn._query_dense.kernel, "attn_q", (d, heads, head_dim)),
+            (attn._key_dense.kernel, "attn_k", (d, kv_heads, head_dim)),
+            (attn._value_dense.kernel, "attn_v", (d, kv_heads, head_dim)),
+            (attn._output_dense.kernel, "attn_output", (heads, head_dim, d)),
+            (layer._feedforward_gate_dense.kernel, "ffn_gate", (d, ffn)),
+            (layer._feedforward_intermediate_dense.kernel, "ffn_up", (d, ffn)),
+            (layer._feedforward_output_dense.kernel, "ffn_down", (ffn, d)),
+        ]:
+            value = w[f"blk.{i}.{name}.weight"]
+            put(variable, value if shape is None else value.T.reshape(shape))
     put(backbone.layer_norm.scale, w["output_norm.weight"])
     return backbone
 
