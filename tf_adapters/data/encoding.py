@@ -64,14 +64,9 @@ def encode_templated(texts, tokenizer, template, sequence_length):
     The text is cut (from its end) so the whole prompt fits; the template is
     never cut. The prompt's last token is where an answer would start.
     """
-    before, after = template.split("{text}")
     prefix, suffix = (
-        tokenize(tokenizer, [before, after])
-        if before
-        else (
-            [],
-            tokenize(tokenizer, [after])[0],
-        )
+        tokenize(tokenizer, [part])[0] if part else []
+        for part in template.split("{text}")
     )
     budget = sequence_length - len(prefix) - len(suffix)
     if budget < 1:
