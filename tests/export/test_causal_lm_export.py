@@ -9,6 +9,7 @@ import pytest
 import tiny_models
 
 import tf_adapters as tfa
+from tf_adapters.export.sampling import TensorSampler
 from tf_adapters.export.saved_model import export_saved_model
 
 PROMPTS = [" airplane at", " the"]
@@ -52,6 +53,19 @@ def exported(tmp_path_factory):
             )
         )
         expected["generated"] += model.generate([prompt], max_length=n + NEW)
+    # The same sampling options through keras-hub's `generate_step`.
+    model.sampler = TensorSampler(temperature=1.5, top_k=8, top_p=0.9, seed=4)
+    room = np.zeros((2, 8), "int32")
+    out = model.generate_step(
+        {
+            "token_ids": np.concatenate([x["token_ids"][:, :4], room], 1),
+            "padding_mask": np.concatenate([np.ones((2, 4)), room], 1) > 0,
+        },
+        stop_token_ids=[model.preprocessor.tokenizer.end_token_id],
+    )
+    keep = np.asarray(out["padding_mask"])
+    expected["sampled_ids"] = np.where(keep, out["token_ids"], 0).tolist()
+    model.compile(sampler="greedy")
     (tmp / "expected.json").write_text(json.dumps(expected))
     return model, before, path, tmp
 
@@ -82,6 +96,23 @@ def test_signatures_match_keras_in_a_fresh_process(exported):
             prompts=tf.constant({PROMPTS!r}),
             max_new_tokens=tf.constant({NEW}))["outputs"].numpy()
         assert [s.decode() for s in out] == e["generated"], (out, e)
+        def sample(temperature, top_k, top_p, seed):
+            return m.signatures["sample"](
+                prompts=tf.constant({PROMPTS!r}),
+                max_new_tokens=tf.constant({NEW}),
+                temperature=tf.constant(temperature), top_k=tf.constant(top_k),
+                top_p=tf.constant(top_p), seed=tf.constant(seed),
+            )["outputs"].numpy().tolist()
+        assert sample(0.0, 0, 1.0, 9) == out.tolist()  # 0 is greedy
+        assert sample(1.0, 1, 1.0, 9) == out.tolist()  # top-1 is greedy
+        assert sample(1.5, 0, 1.0, 9) == sample(1.5, 0, 1.0, 9)
+        full = np.ones((2, 4), "int32")
+        sampled = m.signatures["sample_ids"](
+            token_ids=ids[:, :4], padding_mask=full,
+            max_new_tokens=tf.constant(8), temperature=tf.constant(1.5),
+            top_k=tf.constant(8), top_p=tf.constant(0.9),
+            seed=tf.constant(4))["token_ids"].numpy()
+        np.testing.assert_array_equal(sampled, e["sampled_ids"])
         gen = m.signatures["generate_ids"](
             token_ids=ids, padding_mask=mask,
             max_new_tokens=tf.constant({NEW}))
@@ -91,7 +122,10 @@ def test_signatures_match_keras_in_a_fresh_process(exported):
         """
     )
     assert "OK" in out
-    assert "['generate', 'generate_ids', 'logits', 'serving_default']" in out
+    assert (
+        "['generate', 'generate_ids', 'logits', 'sample', 'sample_ids', "
+        "'serving_default']" in out
+    )
 
 
 def test_saved_model_cli_runs_generate_ids_and_logits(exported, tmp_path):

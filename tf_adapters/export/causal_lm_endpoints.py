@@ -8,11 +8,17 @@
 - `generate` (exported as `serving_default`): `prompts` (strings) and
   `max_new_tokens` → `outputs` (strings: prompt + continuation). Tokenizing
   inside the graph needs TensorFlow Text's ops in the serving binary.
+- `sample_ids` and `sample`: `generate_ids` and `generate` with the
+  sampling options as inputs too: `temperature` (0: greedy), `top_k`
+  (0: off), `top_p` (1: off) and `seed` (same request, same output).
 """
 
 import keras_hub
 import tensorflow as tf
 from keras import ops
+
+from tf_adapters.export.sampling import TensorSampler
+from tf_adapters.export.sampling import check_options
 
 SPECS = {
     "token_ids": tf.TensorSpec([None, None], tf.int32, name="token_ids"),
@@ -20,7 +26,14 @@ SPECS = {
     "max_new_tokens": tf.TensorSpec([], tf.int32, name="max_new_tokens"),
     "prompts": tf.TensorSpec([None], tf.string, name="prompts"),
     "adapter": tf.TensorSpec([None], tf.string, name="adapter"),
+    "temperature": tf.TensorSpec([], tf.float32, name="temperature"),
+    "top_k": tf.TensorSpec([], tf.int32, name="top_k"),
+    "top_p": tf.TensorSpec([], tf.float32, name="top_p"),
+    "seed": tf.TensorSpec([], tf.int32, name="seed"),
 }
+SAMPLING = ("temperature", "top_k", "top_p", "seed")
+# Endpoints that tokenize in the graph (TensorFlow Text ops).
+TEXT_ENDPOINTS = ("generate", "sample")
 
 
 def causal_lm_endpoints(causal_lm, max_prompt_length=None):
@@ -36,7 +49,7 @@ def causal_lm_endpoints(causal_lm, max_prompt_length=None):
         x = {"token_ids": token_ids, "padding_mask": padding_mask}
         return {"logits": ops.cast(causal_lm(x, training=False), "float32")}
 
-    def generate_ids(token_ids, padding_mask, max_new_tokens):
+    def decode(token_ids, padding_mask, max_new_tokens, sampler):
         # Each row gets at most `max_new_tokens` new tokens: keras-hub fills
         # every free slot of the buffer, so the buffer is the longest prompt
         # plus `max_new_tokens`, and a shorter row's extra tokens are masked.
@@ -67,51 +80,64 @@ def causal_lm_endpoints(causal_lm, max_prompt_length=None):
                 [padding_mask[:, :longest] != 0, room != 0], axis=1
             ),
         }
-        sampler, causal_lm.sampler = causal_lm.sampler, greedy
+        previous, causal_lm.sampler = causal_lm.sampler, sampler
         try:
             out = causal_lm.generate_step(x, stop_token_ids=stop)
         finally:
-            causal_lm.sampler = sampler
+            causal_lm.sampler = previous
         positions = tf.range(longest + max_new_tokens)[None, :]
         keep = positions < (lengths + max_new_tokens)[:, None]
         mask = tf.logical_and(tf.cast(out["padding_mask"], tf.bool), keep)
         ids = tf.where(mask, tf.cast(out["token_ids"], tf.int32), 0)
         return {"token_ids": ids, "padding_mask": tf.cast(mask, tf.int32)}
 
+    def generate_ids(token_ids, padding_mask, max_new_tokens):
+        return decode(token_ids, padding_mask, max_new_tokens, greedy)
+
+    def sample_ids(token_ids, padding_mask, max_new_tokens, *options):
+        with tf.control_dependencies(check_options(*options[:3])):
+            options = [tf.identity(option) for option in options]
+        return decode(
+            token_ids, padding_mask, max_new_tokens, TensorSampler(*options)
+        )
+
+    ids_specs = [SPECS[k] for k in ("token_ids", "padding_mask")]
+    new_spec = [SPECS["max_new_tokens"]]
+    sampling_specs = [SPECS[k] for k in SAMPLING]
     endpoints = {
-        "logits": (
-            logits,
-            [SPECS["token_ids"], SPECS["padding_mask"]],
-        ),
-        "generate_ids": (
-            generate_ids,
-            [
-                SPECS["token_ids"],
-                SPECS["padding_mask"],
-                SPECS["max_new_tokens"],
-            ],
-        ),
+        "logits": (logits, ids_specs),
+        "generate_ids": (generate_ids, ids_specs + new_spec),
+        "sample_ids": (sample_ids, ids_specs + new_spec + sampling_specs),
     }
     if tokenizer is None:
         return endpoints
     length = max_prompt_length or preprocessor.sequence_length
     special = list(getattr(tokenizer, "special_token_ids", []) or [])
 
-    def generate(prompts, max_new_tokens):
-        x = preprocessor.generate_preprocess(prompts, sequence_length=length)
-        out = generate_ids(
-            tf.cast(x["token_ids"], tf.int32),
-            tf.cast(x["padding_mask"], tf.int32),
-            max_new_tokens,
-        )
-        ids, mask = out["token_ids"], tf.cast(out["padding_mask"], tf.bool)
-        for token in special:
-            mask = tf.logical_and(mask, tf.not_equal(ids, token))
-        text = tokenizer.detokenize(tf.ragged.boolean_mask(ids, mask))
-        return {"outputs": text}
+    def text_endpoint(ids_fn):
+        def fn(prompts, max_new_tokens, *options):
+            x = preprocessor.generate_preprocess(
+                prompts, sequence_length=length
+            )
+            out = ids_fn(
+                tf.cast(x["token_ids"], tf.int32),
+                tf.cast(x["padding_mask"], tf.int32),
+                max_new_tokens,
+                *options,
+            )
+            ids = out["token_ids"]
+            mask = tf.cast(out["padding_mask"], tf.bool)
+            for token in special:
+                mask = tf.logical_and(mask, tf.not_equal(ids, token))
+            text = tokenizer.detokenize(tf.ragged.boolean_mask(ids, mask))
+            return {"outputs": text}
 
-    endpoints["generate"] = (
-        generate,
-        [SPECS["prompts"], SPECS["max_new_tokens"]],
+        return fn
+
+    text_spec = [SPECS["prompts"]] + new_spec
+    endpoints["generate"] = (text_endpoint(generate_ids), text_spec)
+    endpoints["sample"] = (
+        text_endpoint(sample_ids),
+        text_spec + sampling_specs,
     )
     return endpoints

@@ -17,6 +17,7 @@ import keras_hub
 import tensorflow as tf
 
 from tf_adapters.export.causal_lm_endpoints import SPECS
+from tf_adapters.export.causal_lm_endpoints import TEXT_ENDPOINTS
 from tf_adapters.export.causal_lm_endpoints import causal_lm_endpoints
 from tf_adapters.injection.adapted_model import get_state
 from tf_adapters.injection.routing import route_by_example
@@ -102,7 +103,9 @@ def export_saved_model(
     """Exports a model as a versioned SavedModel for TF Serving.
 
     A keras-hub `CausalLM` gets `serving_default` (`prompts`,
-    `max_new_tokens` → `outputs`, greedy), `generate_ids` and `logits`; a
+    `max_new_tokens` → `outputs`, greedy), `sample` (the same plus
+    `temperature`, `top_k`, `top_p`, `seed`), their token-id twins
+    `generate_ids` and `sample_ids`, and `logits`; a
     `LabelWordClassifier` gets `classify` (also `serving_default`).
 
     Args:
@@ -118,7 +121,8 @@ def export_saved_model(
         text: bool. Add the string signature (`serving_default` of a causal
             LM). Tokenizing in the graph uses TensorFlow Text ops
             (`RegexSplitWithOffsets`...), which stock TF Serving and
-            `saved_model_cli` lack; with `text=False` the export holds only
+            `saved_model_cli` lack; with `text=False` (no `generate`,
+            `sample`) the export holds only
             stock-TF ops and `serving_default` is `generate_ids`. Loading a
             text export in Python needs `import tensorflow_text` first.
             Defaults to `True`.
@@ -142,7 +146,8 @@ def export_saved_model(
         adapted = model
         endpoints = causal_lm_endpoints(model, max_prompt_length)
         if not text:
-            endpoints.pop("generate", None)
+            for key in TEXT_ENDPOINTS:
+                endpoints.pop(key, None)
         default = "generate" if "generate" in endpoints else "generate_ids"
     else:
         raise TypeError(
