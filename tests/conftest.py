@@ -6,3 +6,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_preset(tmp_path_factory):
+    """A tiny random-weight GPT-2 causal LM (real BPE tokenizer), saved as
+    a local keras-hub preset that `--model` can name."""
+    import tiny_models
+
+    path = tmp_path_factory.mktemp("preset") / "tiny_gpt2"
+    tiny_models.gpt2_causal_lm().save_to_preset(str(path))
+    return str(path)

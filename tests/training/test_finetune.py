@@ -10,13 +10,6 @@ from tf_adapters.training.finetune import run_finetune
 from tf_adapters.training.finetune_config import FinetuneConfig
 
 
-@pytest.fixture(scope="module")
-def tiny_preset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("preset") / "tiny_gpt2"
-    tiny_models.gpt2_causal_lm().save_to_preset(str(path))
-    return str(path)
-
-
 @pytest.fixture()
 def data_file(tmp_path):
     rows = [
@@ -99,7 +92,7 @@ def test_prompt_tuning_job(tmp_path, tiny_preset, data_file):
 
 
 def test_labels_must_start_with_different_tokens():
-    from tf_adapters.training.finetune import label_token_ids
+    from tf_adapters.tasks.classification import label_token_ids
 
     tokenizer = tiny_models.gpt2_causal_lm().preprocessor.tokenizer
     assert len(set(label_token_ids(tokenizer, ["air", "plane"]))) == 2

@@ -9,10 +9,17 @@ import dataclasses
 import logging
 import sys
 
+from tf_adapters.training.compare import DEFAULT_METHODS
+from tf_adapters.training.compare import FULL_LEARNING_RATE
 from tf_adapters.training.finetune_config import FinetuneConfig
 
 
 def _add_config_flags(parser, cls):
+    parser.add_argument(
+        "--config",
+        help="YAML or JSON file of options (any flag below); flags given on "
+        "the command line override it.",
+    )
     for field in dataclasses.fields(cls):
         flag = "--" + field.name.replace("_", "-")
         meta = dict(field.metadata)
@@ -45,12 +52,77 @@ def build_parser():
         description="Fine-tune an adapter on a classification task and "
         "compare it with the zero-shot base model.",
     )
-    finetune.add_argument(
-        "--config",
-        help="YAML or JSON file of options (any flag below); flags given on "
-        "the command line override it.",
-    )
     _add_config_flags(finetune, FinetuneConfig)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="Evaluate a base model plus a saved adapter (or saved weights) "
+        "on a task's test split.",
+        description="Evaluate on the test split that `finetune` holds out "
+        "for the same data, test size and seed.",
+    )
+    evaluate.add_argument(
+        "--adapter", help="Adapter checkpoint folder (from finetune)."
+    )
+    evaluate.add_argument(
+        "--weights",
+        help="`weights` folder of a full/linear_probe run, or of a linear "
+        "head trained with an adapter.",
+    )
+    _add_config_flags(evaluate, FinetuneConfig)
+
+    compare = sub.add_parser(
+        "compare",
+        help="Compare the frozen base, a linear probe, full fine-tuning and "
+        "every adapter method on one task: a Markdown/JSON table and a PNG.",
+        description="Runs `finetune` once per method with the same base, "
+        "data, seed, steps and batch. --l2sp λ adds L2-SP runs of full "
+        "fine-tuning and LoRA; --share-weights adds shared-weight runs of "
+        "the LoRA and bottleneck adapters.",
+    )
+    compare.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(DEFAULT_METHODS),
+        choices=list(DEFAULT_METHODS),
+        help="Methods to compare (default: all).",
+    )
+    compare.add_argument(
+        "--full-learning-rate",
+        type=float,
+        default=FULL_LEARNING_RATE,
+        help="Learning rate of full fine-tuning (default: %(default)g); "
+        "the adapters use --learning-rate.",
+    )
+    compare.add_argument(
+        "--compare-output",
+        default="runs/compare",
+        help="Folder for the runs and compare.{md,json,png}.",
+    )
+    _add_config_flags(compare, FinetuneConfig)
+
+    generate = sub.add_parser(
+        "generate",
+        help="Generate text from prompts with a base model (plus an "
+        "adapter), with keras-hub's samplers.",
+    )
+    generate.add_argument("prompts", nargs="+", help="Prompt strings.")
+    generate.add_argument(
+        "--model", default="embedded", help="Base model (as for finetune)."
+    )
+    generate.add_argument("--adapter", help="Adapter checkpoint folder.")
+    generate.add_argument("--max-new-tokens", type=int, default=32)
+    generate.add_argument(
+        "--sampler",
+        default="greedy",
+        choices=["greedy", "top_k", "top_p", "random", "beam"],
+        help="keras-hub sampler.",
+    )
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int, default=50)
+    generate.add_argument("--top-p", type=float, default=0.9)
+    generate.add_argument("--num-beams", type=int, default=4)
+    generate.add_argument("--seed", type=int, default=0)
 
     export = sub.add_parser(
         "export",
@@ -111,15 +183,25 @@ def main(argv=None):
         if command == "finetune":
             from tf_adapters.training.finetune import run_finetune
 
-            options = {}
-            config_path = args.pop("config", None)
-            if config_path:
-                options.update(FinetuneConfig.from_file(config_path))
-            options.update(args)
-            run_finetune(
-                FinetuneConfig.from_dict(options, config_path or "flags")
-            )
+            run_finetune(_finetune_config(args))
             return 0
+        if command == "evaluate":
+            from tf_adapters.training.evaluate import run_evaluate
+
+            adapter = args.pop("adapter", None)
+            weights = args.pop("weights", None)
+            run_evaluate(_finetune_config(args), adapter, weights)
+            return 0
+        if command == "compare":
+            from tf_adapters.training.compare import run_compare
+
+            methods = args.pop("methods")
+            output = args.pop("compare_output")
+            full_lr = args.pop("full_learning_rate")
+            run_compare(_finetune_config(args), methods, output, full_lr)
+            return 0
+        if command == "generate":
+            return _generate(args)
         if command == "export":
             return _export(args)
         from tf_adapters.cli.demo import run_demo
@@ -131,6 +213,63 @@ def main(argv=None):
     except ModuleNotFoundError as e:
         print(f"tf-adapters {command}: error: {e}", file=sys.stderr)
         return 2
+
+
+def _finetune_config(args):
+    options = {}
+    config_path = args.pop("config", None)
+    if config_path:
+        options.update(FinetuneConfig.from_file(config_path))
+    options.update(args)
+    return FinetuneConfig.from_dict(options, config_path or "flags")
+
+
+def _sampler(args):
+    import keras_hub
+
+    samplers = keras_hub.samplers
+    name, t = args["sampler"], args["temperature"]
+    if name == "greedy":
+        return samplers.GreedySampler()
+    if name == "beam":
+        return samplers.BeamSampler(num_beams=args["num_beams"])
+    seed = args["seed"]
+    if name == "top_k":
+        return samplers.TopKSampler(k=args["top_k"], temperature=t, seed=seed)
+    if name == "top_p":
+        return samplers.TopPSampler(p=args["top_p"], temperature=t, seed=seed)
+    return samplers.RandomSampler(temperature=t, seed=seed)
+
+
+def _generate(args):
+    import tf_adapters as tfa
+    from tf_adapters.data.encoding import tokenize
+    from tf_adapters.models.loading import load_base
+
+    if args["max_new_tokens"] < 1:
+        raise ValueError(
+            "--max-new-tokens must be >= 1. Received: "
+            f"{args['max_new_tokens']}."
+        )
+    model = load_base(args["model"])
+    if args.get("adapter"):
+        tfa.load_adapter(model, args["adapter"])
+    tokenizer = model.preprocessor.tokenizer
+    longest = max(len(ids) for ids in tokenize(tokenizer, args["prompts"]))
+    # Room for the start token the preprocessor may add.
+    max_length = longest + 1 + args["max_new_tokens"]
+    context = getattr(model.backbone, "max_sequence_length", None)
+    if context is not None and max_length > context:
+        raise ValueError(
+            f"The longest prompt ({longest} tokens) plus --max-new-tokens "
+            f"({args['max_new_tokens']}) exceeds the model's context of "
+            f"{context} tokens; shorten the prompt or ask for fewer tokens."
+        )
+    model.compile(sampler=_sampler(args))
+    for text in model.generate(args["prompts"], max_length=max_length):
+        print(text)
+        print("---")
+    return 0
 
 
 def _export(args):

@@ -42,6 +42,14 @@ def _check_range(name, value, minimum, maximum):
         )
 
 
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be true or false. Received: {name}={value!r}."
+        )
+    return value
+
+
 def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(

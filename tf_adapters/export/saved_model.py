@@ -106,10 +106,12 @@ def export_saved_model(
     `max_new_tokens` → `outputs`, greedy), `sample` (the same plus
     `temperature`, `top_k`, `top_p`, `seed`), their token-id twins
     `generate_ids` and `sample_ids`, and `logits`; a
-    `LabelWordClassifier` gets `classify` (also `serving_default`).
+    `LabelWordClassifier` or `LastTokenClassifier` gets `classify` (also
+    `serving_default`).
 
     Args:
-        model: `keras_hub.models.CausalLM` or `LabelWordClassifier`.
+        model: `keras_hub.models.CausalLM`, `LabelWordClassifier` or
+            `LastTokenClassifier`.
         export_dir: str. Root of the exports. Defaults to `"saved_models"`.
         name: str. Model name (folder). Defaults to the model's name.
         version: int. Defaults to the next free version.
@@ -138,8 +140,9 @@ def export_saved_model(
     """
     from tf_adapters.injection.unload import temporarily_merged
     from tf_adapters.training.label_word_classifier import LabelWordClassifier
+    from tf_adapters.training.last_token_classifier import LastTokenClassifier
 
-    if isinstance(model, LabelWordClassifier):
+    if isinstance(model, (LabelWordClassifier, LastTokenClassifier)):
         adapted, endpoints = model.backbone, _classifier_endpoints(model)
         default = "classify"
     elif isinstance(model, keras_hub.models.CausalLM):
@@ -151,7 +154,8 @@ def export_saved_model(
         default = "generate" if "generate" in endpoints else "generate_ids"
     else:
         raise TypeError(
-            "`model` must be a keras-hub CausalLM or a LabelWordClassifier. "
+            "`model` must be a keras-hub CausalLM, a LabelWordClassifier or "
+            "a LastTokenClassifier. "
             f"Received: {type(model).__name__}."
         )
     name = name or model.name

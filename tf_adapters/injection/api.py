@@ -215,8 +215,12 @@ def adapter_layers(backbone, name=None):
 
 
 def adapter_variables(backbone, name):
-    """Adapter variables keyed as in adapter checkpoints."""
-    found = {}
+    """Adapter variables keyed as in adapter checkpoints.
+
+    A variable shared by several layers is listed once, under the first
+    layer's path.
+    """
+    found, seen = {}, set()
     for slot in iter_slots(backbone):
         layers = slot.wrappers()
         if isinstance(slot.layer, PromptEmbedding):
@@ -224,7 +228,9 @@ def adapter_variables(backbone, name):
         for layer in layers:
             if layer.adapter_name == name:
                 for key, var in layer.adapter_variables().items():
-                    found[f"{slot.path}/{key}"] = var
+                    if id(var) not in seen:
+                        seen.add(id(var))
+                        found[f"{slot.path}/{key}"] = var
     return found
 
 

@@ -6,6 +6,7 @@ was. `apply()` then only swaps layers into their slots.
 """
 
 import dataclasses
+import re
 
 from tf_adapters.injection.layer_paths import PROJECTIONS
 from tf_adapters.injection.layer_paths import describe_paths
@@ -36,11 +37,17 @@ class AdapterPlan:
     prompt: tuple | None = None
 
     def variables(self):
-        """Adapter variables keyed as in adapter checkpoints."""
-        found = {}
+        """Adapter variables keyed as in adapter checkpoints.
+
+        A variable shared by several layers is listed once, under the first
+        layer's path.
+        """
+        found, seen = {}, set()
         for slot, layer in self.wraps:
             for key, var in layer.adapter_variables().items():
-                found[f"{slot.path}/{key}"] = var
+                if id(var) not in seen:
+                    seen.add(id(var))
+                    found[f"{slot.path}/{key}"] = var
         if self.prompt is not None:
             slot, table = self.prompt
             for key, var in table.adapter_variables().items():
@@ -60,6 +67,15 @@ class AdapterPlan:
             slot, table = self.prompt
             swap_in(slot.base, PromptTuningEmbeddingMixin)
             set_child(slot.base, "tfa_prompt", table)
+
+
+def role_of(path):
+    """A layer path with transformer-layer indices replaced by `<i>`.
+
+    >>> role_of("transformer_layer_11/self_attention/query")
+    'transformer_layer_<i>/self_attention/query'
+    """
+    return re.sub(r"_\d+(?=/)", "_<i>", path)
 
 
 def projection_slots(backbone, patterns, exclude, field, default=None):

@@ -1,13 +1,14 @@
-"""The main job: the article's whole flow on one classification task.
+"""The main job: the article's whole flow on one task.
 
-load the base → clean, split, tokenize → zero-shot evaluation → add an
-adapter → `fit` → evaluate on the same test split → save the adapter →
-export a SavedModel → print a summary table.
+load the base → clean, split, tokenize → evaluate the base → add an
+adapter (or unfreeze for full fine-tuning) → `fit` → evaluate on the same
+test split → save what was trained → export a SavedModel → print a table.
 """
 
 import json
 import logging
 import os
+import resource
 import sys
 import time
 
@@ -15,25 +16,25 @@ import keras
 import numpy as np
 
 import tf_adapters as tfa
-from tf_adapters.data.classification import load_classification_records
-from tf_adapters.data.encoding import Encoded
-from tf_adapters.data.encoding import encode_templated
-from tf_adapters.data.encoding import tokenize
+from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.core.atomic import atomic_write_text
 from tf_adapters.data.splits import split_records
-from tf_adapters.evaluation.classification import classification_metrics
 from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.models.loading import load_base
-from tf_adapters.training.label_word_classifier import LabelWordClassifier
+from tf_adapters.tasks import get_task
+from tf_adapters.training.l2sp import apply_l2sp
 
 log = logging.getLogger("tf_adapters.finetune")
 
 
 def adapter_config(config):
+    """The adapter config a `FinetuneConfig` asks for."""
     if config.method == "lora":
         return tfa.LoraConfig(
             rank=config.rank,
             alpha=config.alpha,
             target_layers=config.target_layers,
+            share_weights=config.share_weights,
         )
     if config.method == "ia3":
         return tfa.IA3Config(target_layers=config.target_layers)
@@ -45,35 +46,77 @@ def adapter_config(config):
         variant=config.method,
         bottleneck_size=config.bottleneck_size,
         target_layers=config.target_layers,
+        share_weights=config.share_weights,
     )
 
 
-def label_token_ids(tokenizer, labels):
-    """The first token of each label word; they must differ."""
-    ids = [row[0] for row in tokenize(tokenizer, list(labels))]
-    if len(set(ids)) != len(ids):
-        raise ValueError(
-            f"Labels {list(labels)} start with the same token; choose label "
-            "words that the tokenizer starts differently."
-        )
-    return ids
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of each training step (the first includes compilation)."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+
+    def on_train_begin(self, logs=None):
+        self.times = []
 
 
-def _evaluate(classifier, encoded, y, batch_size, num_classes):
-    start = time.perf_counter()
-    logits = classifier.predict(encoded.x, batch_size=batch_size, verbose=0)
-    metrics = classification_metrics(y, np.argmax(logits, -1), num_classes)
-    metrics["seconds"] = round(time.perf_counter() - start, 1)
-    return metrics
+def peak_rss_mb():
+    """Peak resident memory of this process so far, in MiB (Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _directory_bytes(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(
+        os.path.getsize(os.path.join(root, f))
+        for root, _, files in os.walk(path)
+        for f in files
+    )
+
+
+def save_trained_weights(trainer, path, head_only=False):
+    """Saves what full fine-tuning, a linear probe or a new head trained,
+    atomically, in Keras's own weights format (keyed by attribute path, so
+    a freshly built model of the same shape loads it): `model.weights.h5`
+    (the whole model) or `head.weights.npz` (the head's weights)."""
+    with atomic_directory(path) as tmp:
+        if head_only:
+            np.savez(
+                os.path.join(tmp, "head.weights.npz"),
+                **{v.name: np.asarray(v) for v in trainer.head.weights},
+            )
+        else:
+            trainer.save_weights(os.path.join(tmp, "model.weights.h5"))
+    return path
+
+
+def _set_up_training(config, model, trainer):
+    """Chooses what trains; returns (adapter name or None, summary)."""
+    if config.method == "full":
+        model.backbone.trainable = True
+        for var in trainer.weights:
+            var.trainable = True
+        name = None
+    elif config.method == "linear_probe":
+        model.backbone.trainable = False
+        name = None
+    else:
+        name = config.export_name
+        tfa.add_adapter(model, adapter_config(config), name=name)
+    summary = tfa.trainable_summary(trainer, print_fn=log.info)
+    return name, summary
 
 
 def run_finetune(config):
     """Runs the job described by a `FinetuneConfig`; returns the report."""
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    records, labels = load_classification_records(
-        config.data, config.text_field, config.label_field, config.labels
-    )
+    task = get_task(config.task)
+    records = task.load(config)
     splits = split_records(
         records, config.test_size, config.validation_size, config.seed
     )
@@ -83,110 +126,125 @@ def run_finetune(config):
     )
 
     model = load_base(config.model, sequence_length=config.sequence_length)
-    tokenizer = model.preprocessor.tokenizer
-    ids = label_token_ids(tokenizer, labels)
-
-    def encode(split):
-        texts = [r["text"] for r in splits[split]]
-        y = np.asarray([r["label_index"] for r in splits[split]], "int32")
-        enc = encode_templated(
-            texts, tokenizer, config.template, config.sequence_length
-        )
-        return Encoded(enc.x, y, truncated=enc.truncated), y
-
-    train, _ = encode("train")
-    test, y_test = encode("test")
+    truncated = task.prepare(model, splits, config)
     log.info(
         "texts cut to fit %d tokens: train %d, test %d",
         config.sequence_length,
-        train.truncated,
-        test.truncated,
+        truncated["train"],
+        truncated["test"],
     )
+    trainer = task.build_model(model, config)
+    base = None
+    if config.evaluate_base:
+        trainer.compile(loss=task.loss(), jit_compile=config.jit_compile)
+        log.info("evaluating the base model on the test split")
+        base = task.evaluate(trainer, model, config)
 
-    classifier = LabelWordClassifier(model.backbone, ids)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    classifier.compile(loss=loss, jit_compile=config.jit_compile)
-    log.info("evaluating the base model (zero-shot) on the test split")
-    base = _evaluate(classifier, test, y_test, config.batch_size, len(labels))
-
-    tfa.add_adapter(model, adapter_config(config), name=config.export_name)
-    summary = tfa.trainable_summary(model, print_fn=log.info)
-    # Compile after adding the adapter, so training sees it.
-    classifier.compile(
+    adapter_name, summary = _set_up_training(config, model, trainer)
+    penalized = 0
+    if config.l2sp > 0:
+        penalized = apply_l2sp(trainer, config.l2sp)
+        log.info("L2-SP (λ=%g) on %d variables", config.l2sp, penalized)
+    # Compile after choosing what trains, so training sees it.
+    trainer.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=loss,
-        metrics=["accuracy"],
+        loss=task.loss(),
+        weighted_metrics=task.compile_metrics(),
         jit_compile=config.jit_compile,
     )
+    timer = StepTimer()
     train_start = time.perf_counter()
-    history = classifier.fit(
-        train.dataset(config.batch_size, shuffle_seed=config.seed, repeat=True),
+    history = trainer.fit(
+        task.train.dataset(
+            config.batch_size, shuffle_seed=config.seed, repeat=True
+        ),
         steps_per_epoch=config.steps,
         epochs=1,
+        callbacks=[timer],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     train_seconds = time.perf_counter() - train_start
-    adapted = _evaluate(
-        classifier, test, y_test, config.batch_size, len(labels)
-    )
+    adapted = task.evaluate(trainer, model, config)
 
     os.makedirs(config.output, exist_ok=True)
-    adapter_dir = os.path.join(config.output, "adapter")
-    tfa.save_adapter(model, adapter_dir)
+    if adapter_name is not None:
+        checkpoint = os.path.join(config.output, "adapter")
+        tfa.save_adapter(model, checkpoint)
+        head = getattr(trainer, "head", None)
+        if head is not None:  # a new head trains with the adapter
+            save_trained_weights(
+                trainer, os.path.join(config.output, "weights"), True
+            )
+    else:
+        checkpoint = save_trained_weights(
+            trainer,
+            os.path.join(config.output, "weights"),
+            head_only=config.method == "linear_probe",
+        )
     export_path = None
     if config.export:
         export_path = export_saved_model(
-            classifier,
+            task.export_model(trainer, model),
             config.export_dir,
             config.export_name,
             merge=config.merge,
         )
 
+    steps = timer.times[1:] or timer.times
     report = {
+        "task": config.task,
         "model": config.model,
         "data": config.data,
-        "labels": labels,
         "method": config.method,
+        "share_weights": config.share_weights,
+        "l2sp": config.l2sp,
+        "metric": task.metrics[0],
+        "higher_is_better": task.higher_is_better,
+        "labels": getattr(task, "labels", None),
         "trainable_params": summary.trainable,
         "total_params": summary.total,
         "trainable_percent": round(summary.percent, 4),
         "train_examples_seen": config.steps * config.batch_size,
         "steps": config.steps,
+        "batch_size": config.batch_size,
+        "sequence_length": config.sequence_length,
+        "seed": config.seed,
         "train_seconds": round(train_seconds, 1),
+        "first_step_seconds": round(timer.times[0], 2),
+        "step_seconds_median": round(float(np.median(steps)), 3),
+        "peak_rss_mb": round(peak_rss_mb()),
         "final_train_loss": float(history.history["loss"][-1]),
-        "test_examples": len(y_test),
+        "test_examples": len(splits["test"]),
         "base": base,
         "adapted": adapted,
-        "adapter_dir": adapter_dir,
+        "checkpoint": checkpoint,
+        "checkpoint_bytes": _directory_bytes(checkpoint),
         "saved_model": export_path,
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    with open(os.path.join(config.output, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    print(summary_table(report))
+    atomic_write_text(
+        os.path.join(config.output, "report.json"), json.dumps(report, indent=2)
+    )
+    print(summary_table(report, task.metrics))
     return report
 
 
-def summary_table(report):
+def summary_table(report, metrics):
+    base, adapted = report["base"], report["adapted"]
     rows = [
-        ("metric", "base (zero-shot)", f"{report['method']} adapter"),
+        ("metric", "base", f"{report['method']}"),
         ("---", "---:", "---:"),
     ]
-    for key in ("accuracy", "precision", "recall", "f1"):
-        rows.append(
-            (
-                key,
-                f"{report['base'][key]:.3f}",
-                f"{report['adapted'][key]:.3f}",
-            )
-        )
+    for key in metrics:
+        before = f"{base[key]:.3f}" if base else "-"
+        rows.append((key, before, f"{adapted[key]:.3f}"))
     rows.append(("trainable params", "0", f"{report['trainable_params']:,}"))
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     lines.append(
         f"\n{report['test_examples']} test examples; {report['steps']} steps "
         f"({report['train_examples_seen']} examples) in "
         f"{report['train_seconds']} s; total {report['total_seconds']} s.\n"
-        f"adapter: {report['adapter_dir']}   SavedModel: "
+        f"checkpoint: {report['checkpoint']}   SavedModel: "
         f"{report['saved_model']}"
     )
     return "\n".join(lines)

@@ -11,13 +11,11 @@ from tf_adapters.core.validation import check_choice
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
 
-METHODS = ("lora", "ia3", "houlsby", "pfeiffer", "parallel", "prompt_tuning")
-
-DEFAULT_TEMPLATE = (
-    "<|im_start|>user\nReview: {text}\nIs the sentiment of this movie review "
-    "positive or negative? Answer with one word.<|im_end|>\n"
-    "<|im_start|>assistant\n"
-)
+ADAPTERS = ("lora", "ia3", "houlsby", "pfeiffer", "parallel", "prompt_tuning")
+# `full`: every weight trains; `linear_probe`: only a linear head trains.
+METHODS = ADAPTERS + ("full", "linear_probe")
+TASKS = ("classification", "causal_lm", "prompt_response", "translation")
+SHAREABLE = ("lora", "houlsby", "pfeiffer", "parallel")
 
 
 def _field(default, help, **kwargs):
@@ -34,13 +32,36 @@ class FinetuneConfig:
         "keras-hub preset name, a local preset or Hugging Face folder, or a "
         ".gguf file.",
     )
-    data: str = _field(
-        "sentiment",
-        "Classification data: 'sentiment' (built-in Rotten Tomatoes), a "
-        ".jsonl/.csv file, or 'tfds:NAME' (a TensorFlow Datasets name).",
+    task: str = _field(
+        "classification",
+        "What to train: classification (text → label), causal_lm (text "
+        "generation / domain adaptation, perplexity), prompt_response "
+        "(question answering / instructions: loss on the response only), "
+        "translation (source → target).",
+        choices=TASKS,
+    )
+    data: str | None = _field(
+        None,
+        "Data: a built-in name (sentiment, plots, qa), a .jsonl/.csv/.txt "
+        "file, or 'tfds:NAME'. Defaults to the task's built-in data "
+        "(classification: sentiment, causal_lm: plots, prompt_response: "
+        "qa; translation needs a file).",
     )
     text_field: str = _field("text", "Field holding the text.")
     label_field: str = _field("label", "Field holding the label.")
+    prompt_field: str = _field("prompt", "prompt_response: prompt field.")
+    response_field: str = _field("response", "prompt_response: response field.")
+    source_field: str = _field("source", "translation: source field.")
+    target_field: str = _field("target", "translation: target field.")
+    source_language: str = _field("English", "translation: source name.")
+    target_language: str = _field("Spanish", "translation: target name.")
+    head: str = _field(
+        "label_words",
+        "classification: score each label's word with the LM head "
+        "(label_words, zero-shot capable) or train a linear head on the "
+        "last token (linear).",
+        choices=("label_words", "linear"),
+    )
     labels: list | None = _field(
         None,
         "The label set, in order; each label is also the word the model is "
@@ -48,10 +69,17 @@ class FinetuneConfig:
         "negative, positive).",
         nargs="+",
     )
-    template: str = _field(
-        DEFAULT_TEMPLATE, "Prompt template; '{text}' marks the text."
+    template: str | None = _field(
+        None,
+        "Prompt template; '{text}' marks the text (prompt, source). "
+        "Defaults to the task's own (a chat-format instruction).",
     )
-    method: str = _field("lora", "Adapter method.", choices=METHODS)
+    method: str = _field(
+        "lora",
+        "Adapter method, or full (full fine-tuning) or linear_probe "
+        "(classification: a linear head on the frozen model).",
+        choices=METHODS,
+    )
     rank: int = _field(8, "LoRA rank.")
     alpha: float = _field(16.0, "LoRA alpha (update scaled by alpha/rank).")
     target_layers: list | None = _field(
@@ -61,22 +89,70 @@ class FinetuneConfig:
     )
     bottleneck_size: int = _field(32, "Bottleneck adapter width.")
     num_virtual_tokens: int = _field(16, "Prompt tuning: virtual tokens.")
+    share_weights: bool = _field(
+        False,
+        "Share one adapter's weights across all layers (LoRA, bottleneck): "
+        "parameters divided by the number of layers.",
+    )
+    l2sp: float = _field(
+        0.0,
+        "λ of the L2-SP penalty λ/2·Σ‖θ−θ₀‖² pulling trained weights "
+        "toward their starting values (0: off).",
+    )
     steps: int = _field(48, "Training steps.")
     batch_size: int = _field(16, "Batch size.")
     learning_rate: float = _field(1e-3, "Adam learning rate.")
     sequence_length: int = _field(80, "Tokens per example (text is cut).")
     test_size: int = _field(400, "Held-out test examples.")
     validation_size: int = _field(0, "Validation examples (0: none).")
+    max_new_tokens: int = _field(
+        32, "prompt_response/translation: tokens generated per test answer."
+    )
     seed: int = _field(0, "Seed of splits, shuffling and initialization.")
+    evaluate_base: bool = _field(
+        True, "Evaluate the base model before training too."
+    )
     jit_compile: bool = _field(True, "Compile training with XLA.")
     output: str = _field("runs/finetune", "Folder for the adapter and report.")
     export_dir: str = _field("saved_models", "Where SavedModels go.")
-    export_name: str = _field("sentiment", "SavedModel name under export_dir.")
+    export_name: str | None = _field(
+        None, "SavedModel name under export_dir (default: the data's name)."
+    )
     export: bool = _field(True, "Export a SavedModel after training.")
     merge: bool = _field(True, "Merge the adapter before export (LoRA, IA3).")
 
     def __post_init__(self):
+        from tf_adapters.tasks import get_task
+
+        check_choice("task", self.task, TASKS)
         check_choice("method", self.method, METHODS)
+        check_choice("head", self.head, ("label_words", "linear"))
+        task = get_task(self.task)
+        if self.data is None:
+            if task.default_data is None:
+                raise ValueError(
+                    f"--task {self.task} has no built-in data; pass --data "
+                    f"FILE (.jsonl/.csv with fields {self.source_field!r} "
+                    f"and {self.target_field!r})."
+                )
+            self.data = task.default_data
+        if self.template is None:
+            self.template = task.default_template
+        if self.export_name is None:
+            stem = os.path.splitext(os.path.basename(self.data))[0]
+            self.export_name = stem.replace("tfds:", "") or self.task
+        if self.method == "linear_probe":
+            if self.task != "classification":
+                raise ValueError(
+                    "`method='linear_probe'` trains a classification head; "
+                    f"it needs --task classification (got {self.task!r})."
+                )
+            self.head = "linear"
+        if self.share_weights and self.method not in SHAREABLE:
+            raise ValueError(
+                f"`share_weights` works with {list(SHAREABLE)}; "
+                f"method={self.method!r} has nothing to share."
+            )
         for name in ("rank", "steps", "batch_size", "sequence_length"):
             check_int(name, getattr(self, name), minimum=1)
         for name in ("bottleneck_size", "num_virtual_tokens"):
@@ -84,6 +160,8 @@ class FinetuneConfig:
         check_int("test_size", self.test_size, minimum=1)
         check_int("validation_size", self.validation_size, minimum=0)
         check_int("seed", self.seed, minimum=0)
+        check_int("max_new_tokens", self.max_new_tokens, minimum=1)
+        self.l2sp = check_float("l2sp", self.l2sp, 0)
         self.alpha = check_float("alpha", self.alpha, 0, strict_min=True)
         self.learning_rate = check_float(
             "learning_rate", self.learning_rate, 0, strict_min=True
@@ -93,7 +171,13 @@ class FinetuneConfig:
                 "`template` must contain '{text}'. Received: "
                 f"template={self.template!r}."
             )
-        for name in ("jit_compile", "export", "merge"):
+        for name in (
+            "jit_compile",
+            "export",
+            "merge",
+            "share_weights",
+            "evaluate_base",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(
                     f"`{name}` must be true or false. Received: "

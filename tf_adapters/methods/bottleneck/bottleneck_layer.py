@@ -87,6 +87,8 @@ class BottleneckLayer(AdapterLayer):
         activation: str. Defaults to `"relu"`.
         layer_norm: bool. Defaults to `False`.
         scaling: float. Defaults to `1.0`.
+        shared: `BottleneckLayer` whose block this layer uses instead of its
+            own (parameter sharing across layers). Defaults to `None`.
         **kwargs: `keras.layers.Layer` arguments.
 
     Example:
@@ -106,6 +108,7 @@ class BottleneckLayer(AdapterLayer):
         activation="relu",
         layer_norm=False,
         scaling=1.0,
+        shared=None,
         **kwargs,
     ):
         super().__init__(base_layer, adapter_name, **kwargs)
@@ -113,10 +116,27 @@ class BottleneckLayer(AdapterLayer):
         self.activation = activation
         self.layer_norm = layer_norm
         self.scaling = scaling
+        # Not tracked as a sublayer: the owner lives in its own slot.
+        object.__setattr__(self, "shared", shared)
 
     def build(self, input_shape=None):
         self._build_base(input_shape)
         hidden_dim = EinsumSpec.from_layer(self.projection).output_dim
+        input_dim = self._block_input_dim(hidden_dim)
+        if self.shared is not None:
+            block = self.shared.block
+            if (block.hidden_dim, block.down.kernel.shape[0]) != (
+                hidden_dim,
+                input_dim,
+            ):
+                raise ValueError(
+                    "Cannot share a bottleneck block between "
+                    f"{self.shared.base_layer.name!r} and "
+                    f"{self.base_layer.name!r}: their widths differ."
+                )
+            self.block = block
+            self.built = True
+            return
         self.block = BottleneckBlock(
             hidden_dim,
             self.bottleneck_size,
@@ -125,7 +145,7 @@ class BottleneckLayer(AdapterLayer):
             dtype=self.dtype_policy,
             name="bottleneck",
         )
-        self.block.build((None, self._block_input_dim(hidden_dim)))
+        self.block.build((None, input_dim))
         self.built = True
 
     def _block_input_dim(self, hidden_dim):

@@ -1,6 +1,7 @@
 import dataclasses
 
 from tf_adapters.core.config import AdapterConfig
+from tf_adapters.core.validation import check_bool
 from tf_adapters.core.validation import check_choice
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
@@ -42,6 +43,9 @@ class BottleneckConfig(AdapterConfig):
         parallel_input_layer: str. For `"parallel"`: the name of the first
             feed-forward projection in the same block, whose input the adapter
             reads. Defaults to `None`: the family default.
+        share_weights: bool. One bottleneck block per target role shared by
+            all transformer layers, dividing the adapter's parameters by the
+            number of layers. Defaults to `False`.
         trainable_layers: see `AdapterConfig`.
 
     Example:
@@ -61,6 +65,7 @@ class BottleneckConfig(AdapterConfig):
     target_layers: list | None = None
     exclude: list | None = None
     parallel_input_layer: str | None = None
+    share_weights: bool = False
 
     def validate(self):
         check_choice("variant", self.variant, VARIANTS)
@@ -76,6 +81,7 @@ class BottleneckConfig(AdapterConfig):
         self.scaling = check_float("scaling", self.scaling)
         self.target_layers = check_patterns("target_layers", self.target_layers)
         self.exclude = check_patterns("exclude", self.exclude)
+        check_bool("share_weights", self.share_weights)
         if self.parallel_input_layer is not None:
             check_patterns("parallel_input_layer", [self.parallel_input_layer])
             if self.variant != "parallel":

@@ -3,6 +3,7 @@ import math
 from tf_adapters.core.einsum_spec import EinsumSpec
 from tf_adapters.injection.plan import AdapterPlan
 from tf_adapters.injection.plan import projection_slots
+from tf_adapters.injection.plan import role_of
 from tf_adapters.methods.bottleneck.bottleneck_layer import BottleneckLayer
 from tf_adapters.methods.bottleneck.parallel_layer import InputTap
 from tf_adapters.methods.bottleneck.parallel_layer import (
@@ -20,7 +21,9 @@ def plan_bottleneck(backbone, config, name):
         default=lambda family: family.bottleneck_targets(config.variant),
     )
     plan = AdapterPlan(name, config)
+    owners = {}
     for slot in slots:
+        role = role_of(slot.path)
         hidden_dim = EinsumSpec.from_layer(slot.base).output_dim
         size = config.size_for(hidden_dim)
         kwargs = dict(
@@ -28,10 +31,12 @@ def plan_bottleneck(backbone, config, name):
             activation=config.activation,
             layer_norm=config.layer_norm,
             scaling=config.scaling,
+            shared=owners.get(role) if config.share_weights else None,
         )
         if config.variant != "parallel":
             layer = BottleneckLayer(slot.layer, name, **kwargs)
             layer.build()
+            owners.setdefault(role, layer)
             plan.wraps.append((slot, layer))
             continue
         source = _parallel_input_slot(backbone, config, slot)
@@ -41,6 +46,7 @@ def plan_bottleneck(backbone, config, name):
             slot.layer, name, input_dim=input_dim, **kwargs
         )
         layer.build()
+        owners.setdefault(role, layer)
         tap = InputTap(source.layer, name, target=layer)
         tap.build()
         plan.wraps += [(slot, layer), (source, tap)]

@@ -1,6 +1,7 @@
 import dataclasses
 
 from tf_adapters.core.config import AdapterConfig
+from tf_adapters.core.validation import check_bool
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
 from tf_adapters.core.validation import check_patterns
@@ -24,6 +25,10 @@ class LoraConfig(AdapterConfig):
             `transformer_layer_0/self_attention/query`). Defaults to `None`:
             the model family's default (query and value projections).
         exclude: list of str. Patterns to leave out. Defaults to `None`.
+        share_weights: bool. One `A`, `B` pair per projection role (e.g.
+            every layer's query projection) shared by all transformer
+            layers, dividing the adapter's parameters by the number of
+            layers. Defaults to `False`.
         trainable_layers: see `AdapterConfig`.
 
     Example:
@@ -42,6 +47,7 @@ class LoraConfig(AdapterConfig):
     dropout: float = 0.0
     target_layers: list | None = None
     exclude: list | None = None
+    share_weights: bool = False
 
     def validate(self):
         check_int("rank", self.rank, minimum=1)
@@ -53,6 +59,7 @@ class LoraConfig(AdapterConfig):
         self.dropout = check_float("dropout", self.dropout, 0.0, 0.99)
         self.target_layers = check_patterns("target_layers", self.target_layers)
         self.exclude = check_patterns("exclude", self.exclude)
+        check_bool("share_weights", self.share_weights)
 
     @property
     def scale(self):

@@ -21,6 +21,8 @@ class LoraLayer(AdapterLayer):
         rank: int. Rank of the update.
         alpha: float. The update is scaled by `alpha / rank`.
         dropout: float. Dropout rate on the branch input.
+        shared: `LoraLayer` whose `A` and `B` this layer uses instead of its
+            own (parameter sharing across layers). Defaults to `None`.
         **kwargs: `keras.layers.Layer` arguments.
 
     Example:
@@ -34,12 +36,21 @@ class LoraLayer(AdapterLayer):
     """
 
     def __init__(
-        self, base_layer, adapter_name, rank, alpha, dropout=0.0, **kwargs
+        self,
+        base_layer,
+        adapter_name,
+        rank,
+        alpha,
+        dropout=0.0,
+        shared=None,
+        **kwargs,
     ):
         super().__init__(base_layer, adapter_name, **kwargs)
         self.rank = rank
         self.alpha = alpha
         self.dropout = dropout
+        # Not tracked as a sublayer: the owner lives in its own slot.
+        object.__setattr__(self, "shared", shared)
 
     @property
     def mergeable(self):
@@ -56,6 +67,31 @@ class LoraLayer(AdapterLayer):
     def build(self, input_shape=None):
         self._build_base(input_shape)
         self.spec = EinsumSpec.from_layer(self.projection)
+        if self.shared is not None:
+            self._share_from(self.shared)
+        else:
+            self._add_lora_weights()
+        self.dropout_layer = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name="lora_dropout"
+        )
+        self.built = True
+
+    def _share_from(self, owner):
+        if not owner.built:
+            owner.build()
+        if owner.spec.dims(owner.spec.contracted) != self.spec.dims(
+            self.spec.contracted
+        ) or owner.spec.dims(owner.spec.kernel_out) != self.spec.dims(
+            self.spec.kernel_out
+        ):
+            raise ValueError(
+                f"Cannot share LoRA weights between {owner.base_layer.name!r} "
+                f"and {self.base_layer.name!r}: their shapes differ."
+            )
+        self.lora_a = owner.lora_a
+        self.lora_b = owner.lora_b
+
+    def _add_lora_weights(self):
         self.lora_a = self.add_weight(
             name="lora_a",
             shape=self.spec.dims(self.spec.contracted) + (self.rank,),
@@ -66,10 +102,6 @@ class LoraLayer(AdapterLayer):
             shape=(self.rank,) + self.spec.dims(self.spec.kernel_out),
             initializer="zeros",
         )
-        self.dropout_layer = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="lora_dropout"
-        )
-        self.built = True
 
     def adapter_call(self, inputs, training=None, gate=None):
         outputs = self.base_layer(inputs, training=training)

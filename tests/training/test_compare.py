@@ -1,0 +1,79 @@
+import json
+import os
+
+import pytest
+
+from tf_adapters.training.compare import run_compare
+from tf_adapters.training.compare import variants
+from tf_adapters.training.finetune_config import FinetuneConfig
+
+
+def _labelled(tmp_path):
+    words = [" airplane", " at", " airport", " the", " plane"]
+    rows = [
+        {
+            "text": "".join(words[(i + j) % 5] for j in range(4)) + f" {i}",
+            "label": "air" if i % 2 else "plane",
+        }
+        for i in range(30)
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return str(path)
+
+
+def test_compare_end_to_end_quick(tmp_path, tiny_preset):
+    config = FinetuneConfig(
+        model=tiny_preset,
+        data=_labelled(tmp_path),
+        labels=["air", "plane"],
+        template="{text} is",
+        steps=2,
+        batch_size=4,
+        sequence_length=12,
+        test_size=6,
+        jit_compile=False,
+        l2sp=0.1,
+        share_weights=True,
+    )
+    out = tmp_path / "compare"
+    result = run_compare(config, ["linear_probe", "full", "lora"], str(out))
+    methods = [r["method"] for r in result["rows"]]
+    assert methods == [
+        "frozen base (zero-shot)",
+        "linear_probe",
+        "full",
+        "lora",
+        "full+l2sp",
+        "lora+l2sp",
+        "lora+shared",
+    ]
+    rows = {r["method"]: r for r in result["rows"]}
+    assert not any(r.get("error") for r in rows.values())
+    assert rows["full"]["trainable_percent"] == 100.0
+    assert (
+        rows["lora+shared"]["trainable_params"] * 2
+        == (rows["lora"]["trainable_params"])
+    )
+    for name in ("full", "lora"):
+        assert rows[name]["peak_rss_mb"] > 100
+        assert rows[name]["checkpoint_bytes"] > 0
+        assert rows[name]["step_seconds"] > 0
+    assert rows["full"]["checkpoint_bytes"] > rows["lora"]["checkpoint_bytes"]
+    for name in ("compare.md", "compare.json", "compare.png"):
+        assert os.path.getsize(out / name) > 0
+    table = (out / "compare.md").read_text()
+    assert "| lora+shared |" in table
+    assert json.loads((out / "compare.json").read_text())["rows"]
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_variants_follow_the_options():
+    config = FinetuneConfig(task="causal_lm")
+    labels = [label for label, _ in variants(config, ["linear_probe", "lora"])]
+    assert labels == ["lora"]  # no linear probe outside classification
+
+
+def test_compare_rejects_unknown_methods(tmp_path):
+    with pytest.raises(ValueError, match="`methods` must be"):
+        run_compare(FinetuneConfig(), ["lora", "dora"], str(tmp_path))

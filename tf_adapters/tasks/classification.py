@@ -1,0 +1,88 @@
+"""Classification: a prompt around each text, scored two ways.
+
+- `head="label_words"`: the LM's next-token scores for each label's word
+  (zero-shot before training);
+- `head="linear"`: a new linear head on the last non-padding token (a
+  linear probe when only the head trains).
+"""
+
+import time
+
+import numpy as np
+
+from tf_adapters.data.classification import load_classification_records
+from tf_adapters.data.encoding import Encoded
+from tf_adapters.data.encoding import encode_templated
+from tf_adapters.data.encoding import tokenize
+from tf_adapters.evaluation.classification import classification_metrics
+from tf_adapters.tasks.base import Task
+from tf_adapters.training.label_word_classifier import LabelWordClassifier
+from tf_adapters.training.last_token_classifier import LastTokenClassifier
+
+SENTIMENT_TEMPLATE = (
+    "<|im_start|>user\nReview: {text}\nIs the sentiment of this movie review "
+    "positive or negative? Answer with one word.<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+
+
+def label_token_ids(tokenizer, labels):
+    """The first token of each label word; they must differ."""
+    ids = [row[0] for row in tokenize(tokenizer, list(labels))]
+    if len(set(ids)) != len(ids):
+        raise ValueError(
+            f"Labels {list(labels)} start with the same token; choose label "
+            "words that the tokenizer starts differently, or use "
+            "--head linear."
+        )
+    return ids
+
+
+class ClassificationTask(Task):
+    name = "classification"
+    default_data = "sentiment"
+    default_template = SENTIMENT_TEMPLATE
+    metrics = ("accuracy", "precision", "recall", "f1")
+
+    def load(self, config):
+        records, self.labels = load_classification_records(
+            config.data, config.text_field, config.label_field, config.labels
+        )
+        return records
+
+    def prepare(self, model, splits, config):
+        tokenizer = model.preprocessor.tokenizer
+
+        def encode(split):
+            texts = [r["text"] for r in splits[split]]
+            y = np.asarray([r["label_index"] for r in splits[split]], "int32")
+            enc = encode_templated(
+                texts, tokenizer, config.template, config.sequence_length
+            )
+            return Encoded(enc.x, y, truncated=enc.truncated)
+
+        self.train, self.test = encode("train"), encode("test")
+        return {"train": self.train.truncated, "test": self.test.truncated}
+
+    def build_model(self, model, config):
+        if config.head == "linear":
+            return LastTokenClassifier(model.backbone, len(self.labels))
+        ids = label_token_ids(model.preprocessor.tokenizer, self.labels)
+        return LabelWordClassifier(model.backbone, ids)
+
+    def compile_metrics(self):
+        return ["accuracy"]
+
+    def evaluate(self, trainer, model, config):
+        start = time.perf_counter()
+        logits = trainer.predict(
+            self.test.x, batch_size=config.batch_size, verbose=0
+        )
+        metrics = classification_metrics(
+            self.test.y, np.argmax(logits, -1), len(self.labels)
+        )
+        metrics["seconds"] = round(time.perf_counter() - start, 1)
+        return metrics
+
+    def export_model(self, trainer, model):
+        return trainer

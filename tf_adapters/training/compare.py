@@ -1,0 +1,305 @@
+"""`tf-adapters compare`: every method on the same base, data and budget.
+
+Each method runs as its own `tf-adapters finetune` process (same seed,
+steps, batch and test split), so peak memory is measured per method and a
+crash in one leaves the others. The first run also evaluates the frozen
+base; the table has one row per method with the task's headline metric,
+trainable parameters (count and %), training time, median time per step,
+peak resident memory and checkpoint size, written as Markdown, JSON and a
+PNG chart.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+
+from tf_adapters.core.atomic import atomic_write_text
+
+log = logging.getLogger("tf_adapters.compare")
+
+DEFAULT_METHODS = (
+    "linear_probe",
+    "full",
+    "lora",
+    "houlsby",
+    "pfeiffer",
+    "parallel",
+    "ia3",
+    "prompt_tuning",
+)
+
+
+# Full fine-tuning moves every weight: it needs a far smaller learning rate
+# than adapters (1e-5 to 5e-5 is the usual range for LMs of this size).
+FULL_LEARNING_RATE = 3e-5
+
+
+def variants(config, methods, full_learning_rate=FULL_LEARNING_RATE):
+    """`(label, overrides)` for each run of the comparison.
+
+    With `config.l2sp > 0` the full and LoRA runs are repeated with the
+    L2-SP penalty; with `config.share_weights` the LoRA and Houlsby runs
+    are repeated with weights shared across layers.
+    """
+    runs = [
+        (method, {"method": method})
+        for method in methods
+        if method != "linear_probe" or config.task == "classification"
+    ]
+    if config.l2sp > 0:
+        runs += [
+            (f"{m}+l2sp", {"method": m, "l2sp": config.l2sp})
+            for m in ("full", "lora")
+            if m in methods
+        ]
+    if config.share_weights:
+        runs += [
+            (f"{m}+shared", {"method": m, "share_weights": True})
+            for m in ("lora", "houlsby")
+            if m in methods
+        ]
+    runs = [
+        (label, {"l2sp": 0.0, "share_weights": False, **overrides})
+        for label, overrides in runs
+    ]
+    for _, overrides in runs:
+        if overrides["method"] == "full":
+            overrides["learning_rate"] = full_learning_rate
+    return runs
+
+
+def run_compare(
+    config,
+    methods=DEFAULT_METHODS,
+    output="runs/compare",
+    full_learning_rate=FULL_LEARNING_RATE,
+):
+    """Runs every method of the comparison; returns the result dict.
+
+    Args:
+        config: `FinetuneConfig`. Shared settings (model, data, task, steps,
+            batch, seed...). Its `l2sp` and `share_weights` add the
+            regularized and shared variants.
+        methods: list of str. Methods to compare.
+        output: str. Folder for each run and the tables.
+        full_learning_rate: float. Learning rate of the full fine-tuning
+            runs (the adapters use `config.learning_rate`).
+    """
+    unknown = [m for m in methods if m not in DEFAULT_METHODS]
+    if unknown or not methods:
+        raise ValueError(
+            f"`methods` must be a non-empty list from {list(DEFAULT_METHODS)}."
+            f" Received: {list(methods)}."
+        )
+    rows, reports = [], {}
+    runs = variants(config, methods, full_learning_rate)
+    # The frozen base is evaluated once, by the first run whose model scores
+    # with the LM itself (a linear probe's new head is random before
+    # training).
+    base_run = next(
+        (i for i, (_, o) in enumerate(runs) if o["method"] != "linear_probe"),
+        None,
+    )
+    if config.task == "classification" and config.head == "linear":
+        base_run = None  # an untrained head says nothing about the base
+    base_row = None
+    for i, (label, overrides) in enumerate(runs):
+        run_dir = os.path.join(output, label)
+        run_config = dataclasses.replace(
+            config,
+            **overrides,
+            output=run_dir,
+            export=False,
+            evaluate_base=(i == base_run),
+        )
+        report = _run_child(run_config, run_dir, label)
+        reports[label] = report
+        if report is None:
+            rows.append({"method": label, "error": True})
+            continue
+        if i == base_run and report["base"] is not None:
+            base_row = _base_row(report)
+        rows.append(_row(label, report))
+    if base_row is not None:
+        rows.insert(0, base_row)
+    if not any("error" not in r for r in rows):
+        raise RuntimeError(f"Every run failed; see the logs in {output}.")
+    first = next(r for r in reports.values() if r is not None)
+    result = {
+        "task": config.task,
+        "model": config.model,
+        "data": config.data,
+        "metric": first["metric"],
+        "higher_is_better": first["higher_is_better"],
+        "steps": config.steps,
+        "batch_size": config.batch_size,
+        "sequence_length": config.sequence_length,
+        "seed": config.seed,
+        "learning_rate": config.learning_rate,
+        "full_learning_rate": full_learning_rate,
+        "test_examples": first["test_examples"],
+        "rows": rows,
+    }
+    os.makedirs(output, exist_ok=True)
+    atomic_write_text(
+        os.path.join(output, "compare.json"), json.dumps(result, indent=2)
+    )
+    table = markdown_table(result)
+    atomic_write_text(os.path.join(output, "compare.md"), table + "\n")
+    result["chart"] = plot_comparison(
+        result, os.path.join(output, "compare.png")
+    )
+    print(table)
+    return result
+
+
+def _run_child(run_config, run_dir, label):
+    os.makedirs(run_dir, exist_ok=True)
+    config_path = os.path.join(run_dir, "config.json")
+    atomic_write_text(
+        config_path, json.dumps(dataclasses.asdict(run_config), indent=2)
+    )
+    log.info("compare: running %s", label)
+    report_path = os.path.join(run_dir, "report.json")
+    if os.path.exists(report_path):
+        os.remove(report_path)
+    with open(os.path.join(run_dir, "log.txt"), "w") as log_file:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tf_adapters.cli.main",
+                "finetune",
+                "--config",
+                config_path,
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0 or not os.path.exists(report_path):
+        log.error(
+            "compare: %s failed (exit %d); see %s",
+            label,
+            done.returncode,
+            os.path.join(run_dir, "log.txt"),
+        )
+        return None
+    with open(report_path) as f:
+        return json.load(f)
+
+
+def _base_row(report):
+    return {
+        "method": "frozen base (zero-shot)",
+        "metric": report["base"][report["metric"]],
+        "metrics": _numbers(report["base"]),
+        "trainable_params": 0,
+        "trainable_percent": 0.0,
+        "train_seconds": 0.0,
+        "step_seconds": None,
+        "peak_rss_mb": None,
+        "checkpoint_bytes": 0,
+    }
+
+
+def _row(label, report):
+    return {
+        "method": label,
+        "metric": report["adapted"][report["metric"]],
+        "metrics": _numbers(report["adapted"]),
+        "trainable_params": report["trainable_params"],
+        "trainable_percent": report["trainable_percent"],
+        "train_seconds": report["train_seconds"],
+        "step_seconds": report["step_seconds_median"],
+        "first_step_seconds": report["first_step_seconds"],
+        "peak_rss_mb": report["peak_rss_mb"],
+        "checkpoint_bytes": report["checkpoint_bytes"],
+    }
+
+
+def _numbers(metrics):
+    return {
+        k: v
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and k != "seconds"
+    }
+
+
+def markdown_table(result):
+    metric = result["metric"]
+    lines = [
+        f"| method | {metric} | trainable params | trainable % | train s "
+        "| s/step (median) | peak RSS MiB | checkpoint |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["rows"]:
+        if row.get("error"):
+            lines.append(f"| {row['method']} | failed | | | | | | |")
+            continue
+        step = row["step_seconds"]
+        rss = row["peak_rss_mb"]
+        lines.append(
+            f"| {row['method']} | {row['metric']:.3f} "
+            f"| {row['trainable_params']:,} "
+            f"| {row['trainable_percent']:.4f} "
+            f"| {row['train_seconds']:.1f} "
+            f"| {'-' if step is None else f'{step:.2f}'} "
+            f"| {'-' if rss is None else f'{rss:,}'} "
+            f"| {_size(row['checkpoint_bytes'])} |"
+        )
+    lines.append(
+        f"\n{result['task']} on {result['data']} with {result['model']}: "
+        f"{result['steps']} steps × batch {result['batch_size']} × "
+        f"{result['sequence_length']} tokens, seed {result['seed']}, "
+        f"{result['test_examples']} test examples; Adam, learning rate "
+        f"{result['learning_rate']:g} ({result['full_learning_rate']:g} for "
+        "full fine-tuning)."
+    )
+    return "\n".join(lines)
+
+
+def _size(n):
+    if n == 0:
+        return "0"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def plot_comparison(result, path):
+    """A PNG: the headline metric and the trainable share of each method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"] if not r.get("error")]
+    names = [r["method"] for r in rows]
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(11, 0.45 * len(rows) + 1.6), sharey=True
+    )
+    left.barh(names, [r["metric"] for r in rows], color="tab:blue")
+    left.set_xlabel(
+        f"{result['metric']} on {result['test_examples']} test examples "
+        f"({'higher' if result['higher_is_better'] else 'lower'} is better)"
+    )
+    left.invert_yaxis()
+    percents = [max(r["trainable_percent"], 1e-4) for r in rows]
+    right.barh(names, percents, color="tab:orange")
+    right.set_xscale("log")
+    right.set_xlabel("trainable parameters, % of the model (log scale)")
+    fig.suptitle(
+        f"{result['task']}: {result['data']}, {result['model']}, "
+        f"{result['steps']} steps"
+    )
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,93 @@
+"""`tf-adapters evaluate`: a saved adapter (or weights) on a test split."""
+
+import json
+import logging
+import os
+
+import keras
+import numpy as np
+
+import tf_adapters as tfa
+from tf_adapters.data.splits import split_records
+from tf_adapters.models.loading import load_base
+from tf_adapters.tasks import get_task
+
+log = logging.getLogger("tf_adapters.evaluate")
+
+
+def load_trained_weights(trainer, path):
+    """Loads what `save_trained_weights` wrote into `trainer`: the whole
+    model's weights, or a head's (names, shapes and values checked first).
+    """
+    whole = os.path.join(path, "model.weights.h5")
+    head_file = os.path.join(path, "head.weights.npz")
+    if os.path.isfile(whole):
+        trainer.load_weights(whole)
+        return whole
+    if not os.path.isfile(head_file):
+        raise FileNotFoundError(
+            f"{path} holds neither model.weights.h5 nor head.weights.npz; "
+            "pass the `weights` folder that finetune wrote."
+        )
+    head = getattr(trainer, "head", None)
+    if head is None:
+        raise ValueError(
+            f"{head_file} holds a classification head; evaluate it with "
+            "--task classification --head linear."
+        )
+    with np.load(head_file, allow_pickle=False) as saved:
+        arrays = {k: saved[k] for k in saved.files}
+    variables = {v.name: v for v in head.weights}
+    if sorted(arrays) != sorted(variables):
+        raise ValueError(
+            f"{head_file} holds {sorted(arrays)}; the head has "
+            f"{sorted(variables)}."
+        )
+    for key, value in arrays.items():
+        if tuple(value.shape) != tuple(variables[key].shape):
+            raise ValueError(
+                f"{head_file}: {key!r} has shape {value.shape}, the head "
+                f"expects {tuple(variables[key].shape)} (another label "
+                "set or base model?)."
+            )
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{head_file}: {key!r} is not finite.")
+    for key, value in arrays.items():
+        variables[key].assign(value)
+    return head_file
+
+
+def run_evaluate(config, adapter=None, weights=None):
+    """Evaluates the base model plus `adapter` (a checkpoint folder) or
+    `weights` on the test split `config` describes (the same split
+    `finetune` holds out for the same data, sizes and seed).
+
+    Returns the metrics dict.
+    """
+    keras.utils.set_random_seed(config.seed)
+    task = get_task(config.task)
+    records = task.load(config)
+    splits = split_records(
+        records, config.test_size, config.validation_size, config.seed
+    )
+    model = load_base(config.model, sequence_length=config.sequence_length)
+    task.prepare(model, splits, config)
+    if adapter is not None:
+        tfa.load_adapter(model, adapter)
+    trainer = task.build_model(model, config)
+    # Build every weight (e.g. a new head) before loading saved values.
+    trainer(
+        {k: v[:1] for k, v in task.test.x.items()},
+        training=False,
+    )
+    if weights is not None:
+        load_trained_weights(trainer, weights)
+    elif config.head == "linear" and config.task == "classification":
+        raise ValueError(
+            "A linear head is trained, not given: pass --weights (the "
+            "`weights` folder of a linear_probe/full run)."
+        )
+    trainer.compile(loss=task.loss(), jit_compile=config.jit_compile)
+    metrics = task.evaluate(trainer, model, config)
+    print(json.dumps(metrics, indent=2))
+    return metrics
