@@ -124,3 +124,83 @@ def test_export_command_serves_several_adapters(tmp_path, capsys):
     loaded = tf.saved_model.load(str(tmp_path / "s" / "lm" / "1"))
     spec = loaded.signatures["logits"].structured_input_signature[1]
     assert set(spec) == {"adapter", "token_ids", "padding_mask"}
+
+
+def test_generate_command(tiny_preset, capsys):
+    assert (
+        main(
+            [
+                "generate",
+                " airplane at",
+                " the",
+                "--model",
+                tiny_preset,
+                "--max-new-tokens",
+                "3",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out.split("---\n")
+    assert out[0].startswith(" airplane at") and out[1].startswith(" the")
+    assert (
+        main(
+            [
+                "generate",
+                " the",
+                "--model",
+                tiny_preset,
+                "--sampler",
+                "top_k",
+                "--top-k",
+                "3",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
+    # The tiny model's context is 64 tokens.
+    assert (
+        main(
+            [
+                "generate",
+                " the",
+                "--model",
+                tiny_preset,
+                "--max-new-tokens",
+                "100",
+            ]
+        )
+        == 2
+    )
+    assert "exceeds the model's context of 64" in capsys.readouterr().err
+
+
+def test_evaluate_command_needs_weights_for_a_linear_head(
+    tiny_preset, tmp_path, capsys
+):
+    rows = [
+        {"text": f" the airplane {i}", "label": "ab"[i % 2]} for i in range(20)
+    ]
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            tiny_preset,
+            "--data",
+            str(data),
+            "--head",
+            "linear",
+            "--template",
+            "{text} is",
+            "--test-size",
+            "4",
+            "--sequence-length",
+            "12",
+        ]
+    )
+    assert code == 2
+    assert "pass --weights" in capsys.readouterr().err

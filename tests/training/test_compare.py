@@ -51,6 +51,7 @@ def test_compare_end_to_end_quick(tmp_path, tiny_preset):
     rows = {r["method"]: r for r in result["rows"]}
     assert not any(r.get("error") for r in rows.values())
     assert rows["full"]["trainable_percent"] == 100.0
+    assert rows["linear_probe"]["trainable_params"] == 8 * 2 + 2
     assert (
         rows["lora+shared"]["trainable_params"] * 2
         == (rows["lora"]["trainable_params"])

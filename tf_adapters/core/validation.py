@@ -93,6 +93,39 @@ def check_adapter_name(name):
     return name
 
 
+def check_field_types(obj):
+    """Checks each field of a dataclass against its annotation.
+
+    Handles `str`, `int`, `float` (an int is accepted and converted),
+    `bool`, `list` (of strings) and `X | None`. Raises `TypeError` naming
+    the field.
+    """
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        kind = field.type
+        args = getattr(kind, "__args__", ())
+        if args:  # `X | None`
+            if value is None:
+                continue
+            kind = next(a for a in args if a is not type(None))
+        if kind is float and isinstance(value, int) and not isinstance(
+            value, bool
+        ):
+            value = float(value)
+            setattr(obj, field.name, value)
+        ok = isinstance(value, kind) and not (
+            kind in (int, float) and isinstance(value, bool)
+        )
+        if ok and kind is list:
+            ok = all(isinstance(v, str) for v in value)
+        if not ok:
+            expected = "a list of strings" if kind is list else kind.__name__
+            raise TypeError(
+                f"`{field.name}` must be {expected}. Received: "
+                f"{field.name}={value!r}."
+            )
+
+
 def build_dataclass(cls, data, source):
     """`cls(**data)`, rejecting keys that are not fields of `cls`."""
     known = {f.name for f in dataclasses.fields(cls)}

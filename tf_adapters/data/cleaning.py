@@ -48,10 +48,13 @@ def clean_text(texts, config=None):
     """
     config = config or CleaningConfig()
     texts = tf.convert_to_tensor(texts, tf.string)
-    if config.normalization:
-        texts = tf_text.normalize_utf8(texts, config.normalization)
+    # Control and zero-width characters go first: removed after
+    # normalizing, they could join characters that normalization would then
+    # compose ("e", U+200B, U+0301), and cleaning would not be idempotent.
     if config.strip_control:
         texts = tf.strings.regex_replace(texts, _CONTROL, "")
+    if config.normalization:
+        texts = tf_text.normalize_utf8(texts, config.normalization)
     if config.collapse_whitespace:
         texts = tf.strings.regex_replace(texts, r"\s+", " ")
         texts = tf.strings.strip(texts)

@@ -8,21 +8,24 @@ import os
 
 
 def _lines(path):
-    """Yields (line number, decoded line); fails on the first bad byte."""
+    """Yields (line number, decoded line), reading the file lazily; fails on
+    the first bad byte, or at the end if the file held no text."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Data file {path} not found.")
+    any_text = False
     with open(path, "rb") as f:
-        raw = f.read()
-    if not raw.strip():
+        for number, line in enumerate(f, start=1):
+            try:
+                text = line.decode("utf-8").rstrip("\n").rstrip("\r")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{path}:{number}: bytes that are not UTF-8 ({e.reason} "
+                    f"at byte {e.start}); re-save the file as UTF-8."
+                ) from None
+            any_text = any_text or bool(text.strip())
+            yield number, text
+    if not any_text:
         raise ValueError(f"{path} is empty; it must hold at least one record.")
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            yield number, line.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError as e:
-            raise ValueError(
-                f"{path}:{number}: bytes that are not UTF-8 ({e.reason} at "
-                f"byte {e.start}); re-save the file as UTF-8."
-            ) from None
 
 
 def _check_fields(path, number, record, fields):

@@ -76,10 +76,7 @@ def run_evaluate(config, adapter=None, weights=None):
         tfa.load_adapter(model, adapter)
     trainer = task.build_model(model, config)
     # Build every weight (e.g. a new head) before loading saved values.
-    trainer(
-        {k: v[:1] for k, v in task.test.x.items()},
-        training=False,
-    )
+    trainer({k: v[:1] for k, v in task.test.x.items()}, training=False)
     if weights is not None:
         load_trained_weights(trainer, weights)
     elif config.head == "linear" and config.task == "classification":

@@ -134,6 +134,8 @@ def run_finetune(config):
         truncated["test"],
     )
     trainer = task.build_model(model, config)
+    # Build every weight (a new head too) so counts and saving see them.
+    trainer({k: v[:1] for k, v in task.train.x.items()}, training=False)
     base = None
     if config.evaluate_base:
         trainer.compile(loss=task.loss(), jit_compile=config.jit_compile)
@@ -215,6 +217,9 @@ def run_finetune(config):
         "peak_rss_mb": round(peak_rss_mb()),
         "final_train_loss": float(history.history["loss"][-1]),
         "test_examples": len(splits["test"]),
+        # Texts cut to fit `sequence_length` (the text's end is cut, never
+        # the template).
+        "truncated": truncated,
         "base": base,
         "adapted": adapted,
         "checkpoint": checkpoint,

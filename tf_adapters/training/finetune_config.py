@@ -8,6 +8,7 @@ import yaml
 
 from tf_adapters.core.validation import build_dataclass
 from tf_adapters.core.validation import check_choice
+from tf_adapters.core.validation import check_field_types
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
 
@@ -124,6 +125,7 @@ class FinetuneConfig:
     def __post_init__(self):
         from tf_adapters.tasks import get_task
 
+        check_field_types(self)
         check_choice("task", self.task, TASKS)
         check_choice("method", self.method, METHODS)
         check_choice("head", self.head, ("label_words", "linear"))
