@@ -207,7 +207,13 @@ def main(argv=None):
         from tf_adapters.cli.demo import run_demo
 
         return 0 if run_demo(**args)["ok"] else 1
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
+    except (
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        FileExistsError,
+        FloatingPointError,
+    ) as e:
         print(f"tf-adapters {command}: error: {e}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:

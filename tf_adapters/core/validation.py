@@ -108,8 +108,10 @@ def check_field_types(obj):
             if value is None:
                 continue
             kind = next(a for a in args if a is not type(None))
-        if kind is float and isinstance(value, int) and not isinstance(
-            value, bool
+        if (
+            kind is float
+            and isinstance(value, int)
+            and not isinstance(value, bool)
         ):
             value = float(value)
             setattr(obj, field.name, value)

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import sys
 import time
 
@@ -22,6 +23,12 @@ from tf_adapters.data.splits import split_records
 from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.models.loading import load_base
 from tf_adapters.tasks import get_task
+from tf_adapters.training.checkpointing import NonFiniteLoss
+from tf_adapters.training.checkpointing import StopOnNonFinite
+from tf_adapters.training.checkpointing import TrainingCheckpoint
+from tf_adapters.training.checkpointing import checkpoint_interval
+from tf_adapters.training.checkpointing import load_train_state
+from tf_adapters.training.checkpointing import plan_epochs
 from tf_adapters.training.l2sp import apply_l2sp
 
 log = logging.getLogger("tf_adapters.finetune")
@@ -154,18 +161,47 @@ def run_finetune(config):
         weighted_metrics=task.compile_metrics(),
         jit_compile=config.jit_compile,
     )
+    every = checkpoint_interval(config.steps, config.checkpoint_every)
+    epochs, per_epoch = plan_epochs(config.steps, every)
+    state_dir = os.path.join(config.output, "train_state")
+    initial_epoch = 0
+    if config.resume:
+        meta = load_train_state(trainer, state_dir, config)
+        initial_epoch = meta["epoch"]
+        log.info(
+            "resuming after step %d of %d", meta["steps_done"], config.steps
+        )
+    guard = StopOnNonFinite(per_epoch)
+    saver = TrainingCheckpoint(state_dir, per_epoch, config, guard)
     timer = StepTimer()
+    # The batch stream depends only on the seed: a resumed run skips what
+    # the interrupted one consumed and sees the same batches after it.
+    train_data = task.train.dataset(
+        config.batch_size, shuffle_seed=config.seed, repeat=True
+    ).skip(initial_epoch * per_epoch)
     train_start = time.perf_counter()
     history = trainer.fit(
-        task.train.dataset(
-            config.batch_size, shuffle_seed=config.seed, repeat=True
-        ),
-        steps_per_epoch=config.steps,
-        epochs=1,
-        callbacks=[timer],
+        train_data,
+        steps_per_epoch=per_epoch,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        callbacks=[timer, guard, saver],
         verbose=1 if sys.stdout.isatty() else 2,
     )
     train_seconds = time.perf_counter() - train_start
+    if guard.bad_step is not None:
+        last = saver.last_saved_step or initial_epoch * per_epoch
+        kept = (
+            f"the last good checkpoint (after step {last}) is in {state_dir}"
+            if last
+            else "no checkpoint was written before it"
+        )
+        raise NonFiniteLoss(
+            f"The training loss became {guard.bad_loss} at step "
+            f"{guard.bad_step}; training stopped and {kept}. Lower "
+            "--learning-rate (or check the data) and run again; --resume "
+            "continues from the checkpoint with the same options."
+        )
     adapted = task.evaluate(trainer, model, config)
 
     os.makedirs(config.output, exist_ok=True)
@@ -192,6 +228,8 @@ def run_finetune(config):
             merge=config.merge,
         )
 
+    # The adapter (or weights) is saved: the training state has done its job.
+    shutil.rmtree(state_dir, ignore_errors=True)
     steps = timer.times[1:] or timer.times
     report = {
         "task": config.task,
@@ -212,10 +250,18 @@ def run_finetune(config):
         "sequence_length": config.sequence_length,
         "seed": config.seed,
         "train_seconds": round(train_seconds, 1),
-        "first_step_seconds": round(timer.times[0], 2),
-        "step_seconds_median": round(float(np.median(steps)), 3),
+        "first_step_seconds": round(timer.times[0], 2) if steps else None,
+        "step_seconds_median": round(float(np.median(steps)), 3)
+        if steps
+        else None,
         "peak_rss_mb": round(peak_rss_mb()),
-        "final_train_loss": float(history.history["loss"][-1]),
+        "final_train_loss": float(history.history["loss"][-1])
+        if history.history.get("loss")
+        else None,
+        "resumed_from_step": initial_epoch * per_epoch
+        if config.resume
+        else None,
+        "steps_run_here": len(timer.times),
         "test_examples": len(splits["test"]),
         # Texts cut to fit `sequence_length` (the text's end is cut, never
         # the template).

@@ -110,6 +110,17 @@ class FinetuneConfig:
         32, "prompt_response/translation: tokens generated per test answer."
     )
     seed: int = _field(0, "Seed of splits, shuffling and initialization.")
+    checkpoint_every: int = _field(
+        0,
+        "Save the training state (trainable weights and optimizer) every N "
+        "steps, atomically, in OUTPUT/train_state; N must divide --steps "
+        "(0: at least every quarter of the run).",
+    )
+    resume: bool = _field(
+        False,
+        "Continue an interrupted run from OUTPUT/train_state (same options); "
+        "finished steps are not repeated.",
+    )
     evaluate_base: bool = _field(
         True, "Evaluate the base model before training too."
     )
@@ -163,6 +174,12 @@ class FinetuneConfig:
         check_int("validation_size", self.validation_size, minimum=0)
         check_int("seed", self.seed, minimum=0)
         check_int("max_new_tokens", self.max_new_tokens, minimum=1)
+        check_int("checkpoint_every", self.checkpoint_every, minimum=0)
+        if self.checkpoint_every and self.steps % self.checkpoint_every:
+            raise ValueError(
+                f"`checkpoint_every` ({self.checkpoint_every}) must divide "
+                f"`steps` ({self.steps})."
+            )
         self.l2sp = check_float("l2sp", self.l2sp, 0)
         self.alpha = check_float("alpha", self.alpha, 0, strict_min=True)
         self.learning_rate = check_float(
@@ -179,6 +196,7 @@ class FinetuneConfig:
             "merge",
             "share_weights",
             "evaluate_base",
+            "resume",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(

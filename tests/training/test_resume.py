@@ -1,0 +1,208 @@
+"""A run killed mid-epoch (SIGKILL) resumes to the same weights; a NaN loss
+stops training and keeps the last good checkpoint; a kill during a save
+leaves the previous checkpoint."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tf_adapters as tfa
+from tf_adapters.training.checkpointing import NonFiniteLoss
+from tf_adapters.training.finetune import run_finetune
+from tf_adapters.training.finetune_config import FinetuneConfig
+
+
+def _data(tmp_path):
+    words = [" airplane", " at", " airport", " the", " plane"]
+    rows = [
+        {
+            "text": "".join(words[(i * 3 + j) % 5] for j in range(5)) + f" {i}",
+            "label": "air" if i % 2 else "plane",
+        }
+        for i in range(40)
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return str(path)
+
+
+def _options(tmp_path, preset, output, **kw):
+    options = dict(
+        model=preset,
+        data=_data(tmp_path),
+        labels=["air", "plane"],
+        template="{text} is",
+        steps=12,
+        checkpoint_every=3,
+        batch_size=4,
+        sequence_length=12,
+        test_size=6,
+        jit_compile=False,
+        export=False,
+        evaluate_base=False,
+        output=str(tmp_path / output),
+    )
+    options.update(kw)
+    return options
+
+
+def _adapter_weights(path):
+    with np.load(os.path.join(path, "adapter_weights.npz")) as f:
+        return {k: f[k] for k in f.files}
+
+
+KILLER = """
+import json, os, signal, sys
+from tf_adapters.training import finetune
+from tf_adapters.training.finetune import run_finetune
+from tf_adapters.training.finetune_config import FinetuneConfig
+
+seen = []
+end = finetune.StepTimer.on_train_batch_end
+
+def killing_end(self, batch, logs=None):
+    end(self, batch, logs)
+    seen.append(batch)
+    if len(seen) == int(sys.argv[2]):  # mid-epoch: no checkpoint here
+        os.kill(os.getpid(), signal.SIGKILL)
+
+finetune.StepTimer.on_train_batch_end = killing_end
+run_finetune(FinetuneConfig(**json.loads(open(sys.argv[1]).read())))
+"""
+
+
+def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, tiny_preset):
+    whole = run_finetune(
+        FinetuneConfig(**_options(tmp_path, tiny_preset, "whole"))
+    )
+    expected = _adapter_weights(whole["checkpoint"])
+
+    options = _options(tmp_path, tiny_preset, "killed")
+    (tmp_path / "options.json").write_text(json.dumps(options))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(KILLER),
+            str(tmp_path / "options.json"),
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+    state = json.loads(
+        (tmp_path / "killed" / "train_state" / "state.json").read_text()
+    )
+    assert state["steps_done"] == 6  # the epoch of steps 7-9 was cut
+    assert not (tmp_path / "killed" / "adapter").exists()
+
+    resumed = run_finetune(FinetuneConfig(**options, resume=True))
+    assert resumed["resumed_from_step"] == 6
+    assert resumed["steps_run_here"] == 6  # steps 1-6 are not repeated
+    got = _adapter_weights(resumed["checkpoint"])
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-6)
+    assert not (tmp_path / "killed" / "train_state").exists()
+
+
+def test_resume_refuses_other_options_and_missing_state(tmp_path, tiny_preset):
+    options = _options(tmp_path, tiny_preset, "run", resume=True)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        run_finetune(FinetuneConfig(**options))
+    from tf_adapters.training import checkpointing
+
+    config = FinetuneConfig(**options)
+    state = tmp_path / "run" / "train_state"
+    # A state saved by a run with another learning rate.
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    other = FinetuneConfig(**{**options, "learning_rate": 0.5})
+    checkpointing.save_train_state(model, str(state), 1, 3, other)
+    with pytest.raises(ValueError, match=r"\['learning_rate'\] differ"):
+        checkpointing.load_train_state(model, str(state), config)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    tmp_path, tiny_preset
+):
+    options = _options(
+        tmp_path, tiny_preset, "nan", learning_rate=1e38, checkpoint_every=1
+    )
+    with pytest.raises(NonFiniteLoss) as error:
+        run_finetune(FinetuneConfig(**options))
+    found = re.search(r"became (nan|inf|-inf) at step (\d+)", str(error.value))
+    assert found, str(error.value)
+    step = int(found.group(2))
+    state = tmp_path / "nan" / "train_state"
+    if step > 1:  # every step before the bad one was saved, all finite
+        meta = json.loads((state / "state.json").read_text())
+        assert meta["steps_done"] == step - 1
+        assert f"after step {step - 1}" in str(error.value)
+        with np.load(state / "state.npz") as f:
+            assert all(np.all(np.isfinite(f[k])) for k in f.files)
+    else:
+        assert "no checkpoint was written" in str(error.value)
+    assert not (tmp_path / "nan" / "adapter").exists()
+
+
+SAVE_KILLER = """
+import os, signal, sys
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+import tiny_models
+import tf_adapters as tfa
+
+model = tiny_models.backbone()
+tfa.add_adapter(model, tfa.LoraConfig(rank=2), name="t")
+tiny_models.randomize_adapter(model, seed=1)
+tfa.save_adapter(model, sys.argv[1])           # the good checkpoint
+tiny_models.randomize_adapter(model, seed=2)
+
+def dying_savez(file, **arrays):
+    with open(file, "wb") as f:
+        f.write(b"PK\\x03\\x04 half a zip")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+np.savez = dying_savez
+tfa.save_adapter(model, sys.argv[1])           # killed while writing
+"""
+
+
+def test_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path):
+    import tiny_models
+
+    path = tmp_path / "adapter"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(SAVE_KILLER),
+            str(path),
+            os.path.dirname(tiny_models.__file__),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+    model = tiny_models.backbone()
+    tfa.load_adapter(model, str(path))
+    expected = tiny_models.backbone()
+    tfa.add_adapter(expected, tfa.LoraConfig(rank=2), name="t")
+    tiny_models.randomize_adapter(expected, seed=1)
+    x = tiny_models.inputs()
+    np.testing.assert_allclose(model(x), expected(x), atol=1e-6)
