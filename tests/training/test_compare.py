@@ -68,6 +68,21 @@ def test_compare_end_to_end_quick(tmp_path, tiny_preset):
     assert json.loads((out / "compare.json").read_text())["rows"]
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
 
+    # --reuse keeps finished runs with the same options instead of rerunning.
+    import dataclasses
+
+    again = run_compare(
+        dataclasses.replace(config, l2sp=0.0, share_weights=False),
+        ["full", "lora"],
+        str(out),
+        reuse=True,
+    )
+    rows_again = {r["method"]: r for r in again["rows"]}
+    assert rows_again["lora"] == rows["lora"]
+    assert (
+        rows_again["frozen base (zero-shot)"] == rows["frozen base (zero-shot)"]
+    )
+
 
 def test_variants_follow_the_options():
     config = FinetuneConfig(task="causal_lm")

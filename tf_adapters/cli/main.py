@@ -95,6 +95,12 @@ def build_parser():
         "the adapters use --learning-rate.",
     )
     compare.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Keep runs already in the output folder with the same options "
+        "(finish an interrupted comparison, or add methods).",
+    )
+    compare.add_argument(
         "--compare-output",
         default="runs/compare",
         help="Folder for the runs and compare.{md,json,png}.",
@@ -198,7 +204,8 @@ def main(argv=None):
             methods = args.pop("methods")
             output = args.pop("compare_output")
             full_lr = args.pop("full_learning_rate")
-            run_compare(_finetune_config(args), methods, output, full_lr)
+            reuse = args.pop("reuse")
+            run_compare(_finetune_config(args), methods, output, full_lr, reuse)
             return 0
         if command == "generate":
             return _generate(args)

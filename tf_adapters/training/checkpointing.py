@@ -187,18 +187,20 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
-    """Saves the training state after every epoch with a finite loss."""
+    """Saves the training state after every epoch with a finite loss, but
+    the last (the caller saves the trained weights right after `fit`)."""
 
-    def __init__(self, path, steps_per_epoch, config, guard):
+    def __init__(self, path, steps_per_epoch, epochs, config, guard):
         super().__init__()
         self.path = path
         self.steps_per_epoch = steps_per_epoch
+        self.epochs = epochs
         self.config = config
         self.guard = guard
         self.last_saved_step = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.guard.bad_step is not None:
+        if self.guard.bad_step is not None or epoch + 1 == self.epochs:
             return
         steps_done = (epoch + 1) * self.steps_per_epoch
         save_train_state(

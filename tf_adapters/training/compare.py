@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 from tf_adapters.core.atomic import atomic_write_text
+from tf_adapters.training.checkpointing import RESUMABLE
 
 log = logging.getLogger("tf_adapters.compare")
 
@@ -76,6 +77,7 @@ def run_compare(
     methods=DEFAULT_METHODS,
     output="runs/compare",
     full_learning_rate=FULL_LEARNING_RATE,
+    reuse=False,
 ):
     """Runs every method of the comparison; returns the result dict.
 
@@ -87,6 +89,9 @@ def run_compare(
         output: str. Folder for each run and the tables.
         full_learning_rate: float. Learning rate of the full fine-tuning
             runs (the adapters use `config.learning_rate`).
+        reuse: bool. Keep the result of a run already in `output` whose
+            options are the same (to finish an interrupted comparison, or
+            add methods to one); others run again.
     """
     unknown = [m for m in methods if m not in DEFAULT_METHODS]
     if unknown or not methods:
@@ -114,8 +119,14 @@ def run_compare(
             output=run_dir,
             export=False,
             evaluate_base=(i == base_run),
+            # One epoch: no training-state saves inside the timed steps.
+            checkpoint_every=config.steps,
         )
-        report = _run_child(run_config, run_dir, label)
+        report = _reused(run_config, run_dir) if reuse else None
+        if report is None:
+            report = _run_child(run_config, run_dir, label)
+        else:
+            log.info("compare: reusing %s", run_dir)
         reports[label] = report
         if report is None:
             rows.append({"method": label, "error": True})
@@ -154,6 +165,28 @@ def run_compare(
     )
     print(table)
     return result
+
+
+def _same_run(a, b):
+    skip = RESUMABLE | {"checkpoint_every"}
+    keys = (set(a) | set(b)) - skip
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _reused(run_config, run_dir):
+    """The report of an earlier run of the same options, if there is one."""
+    try:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            earlier = json.load(f)
+        with open(os.path.join(run_dir, "report.json")) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not _same_run(earlier, dataclasses.asdict(run_config)):
+        return None
+    if run_config.evaluate_base and not report.get("base"):
+        return None
+    return report
 
 
 def _run_child(run_config, run_dir, label):

@@ -16,19 +16,20 @@ log = logging.getLogger("tf_adapters.evaluate")
 
 
 def load_trained_weights(trainer, path):
-    """Loads what `save_trained_weights` wrote into `trainer`: the whole
-    model's weights, or a head's (names, shapes and values checked first).
-    """
-    whole = os.path.join(path, "model.weights.h5")
+    """Loads what `save_trained_weights` wrote into `trainer`: the
+    backbone's weights and/or a head's (names, shapes and values checked
+    first)."""
+    backbone_file = os.path.join(path, "backbone.weights.h5")
     head_file = os.path.join(path, "head.weights.npz")
-    if os.path.isfile(whole):
-        trainer.load_weights(whole)
-        return whole
-    if not os.path.isfile(head_file):
+    if not os.path.isfile(backbone_file) and not os.path.isfile(head_file):
         raise FileNotFoundError(
-            f"{path} holds neither model.weights.h5 nor head.weights.npz; "
+            f"{path} holds neither backbone.weights.h5 nor head.weights.npz; "
             "pass the `weights` folder that finetune wrote."
         )
+    if os.path.isfile(backbone_file):
+        trainer.backbone.load_weights(backbone_file)
+    if not os.path.isfile(head_file):
+        return path
     head = getattr(trainer, "head", None)
     if head is None:
         raise ValueError(
@@ -54,7 +55,7 @@ def load_trained_weights(trainer, path):
             raise ValueError(f"{head_file}: {key!r} is not finite.")
     for key, value in arrays.items():
         variables[key].assign(value)
-    return head_file
+    return path
 
 
 def run_evaluate(config, adapter=None, weights=None):

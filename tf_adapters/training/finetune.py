@@ -87,17 +87,21 @@ def _directory_bytes(path):
 
 def save_trained_weights(trainer, path, head_only=False):
     """Saves what full fine-tuning, a linear probe or a new head trained,
-    atomically, in Keras's own weights format (keyed by attribute path, so
-    a freshly built model of the same shape loads it): `model.weights.h5`
-    (the whole model) or `head.weights.npz` (the head's weights)."""
+    atomically: `backbone.weights.h5` (Keras's weights format, keyed by
+    attribute path, so a freshly built backbone loads it; the optimizer's
+    state is not included) unless `head_only`, plus `head.weights.npz` when
+    the model has a head."""
+    head = getattr(trainer, "head", None)
     with atomic_directory(path) as tmp:
-        if head_only:
+        if not head_only:
+            trainer.backbone.save_weights(
+                os.path.join(tmp, "backbone.weights.h5")
+            )
+        if head is not None:
             np.savez(
                 os.path.join(tmp, "head.weights.npz"),
-                **{v.name: np.asarray(v) for v in trainer.head.weights},
+                **{v.name: np.asarray(v) for v in head.weights},
             )
-        else:
-            trainer.save_weights(os.path.join(tmp, "model.weights.h5"))
     return path
 
 
@@ -172,7 +176,7 @@ def run_finetune(config):
             "resuming after step %d of %d", meta["steps_done"], config.steps
         )
     guard = StopOnNonFinite(per_epoch)
-    saver = TrainingCheckpoint(state_dir, per_epoch, config, guard)
+    saver = TrainingCheckpoint(state_dir, per_epoch, epochs, config, guard)
     timer = StepTimer()
     # The batch stream depends only on the seed: a resumed run skips what
     # the interrupted one consumed and sees the same batches after it.
@@ -202,8 +206,6 @@ def run_finetune(config):
             "--learning-rate (or check the data) and run again; --resume "
             "continues from the checkpoint with the same options."
         )
-    adapted = task.evaluate(trainer, model, config)
-
     os.makedirs(config.output, exist_ok=True)
     if adapter_name is not None:
         checkpoint = os.path.join(config.output, "adapter")
@@ -219,6 +221,9 @@ def run_finetune(config):
             os.path.join(config.output, "weights"),
             head_only=config.method == "linear_probe",
         )
+    # The trained weights are safe on disk: the training state is done.
+    shutil.rmtree(state_dir, ignore_errors=True)
+    adapted = task.evaluate(trainer, model, config)
     export_path = None
     if config.export:
         export_path = export_saved_model(
@@ -228,8 +233,6 @@ def run_finetune(config):
             merge=config.merge,
         )
 
-    # The adapter (or weights) is saved: the training state has done its job.
-    shutil.rmtree(state_dir, ignore_errors=True)
     steps = timer.times[1:] or timer.times
     report = {
         "task": config.task,
