@@ -28,6 +28,7 @@ from tf_adapters.methods.bottleneck import BottleneckConfig  # noqa: E402
 from tf_adapters.methods.ia3 import IA3Config  # noqa: E402
 from tf_adapters.methods.lora import LoraConfig  # noqa: E402
 from tf_adapters.methods.prompt_tuning import PromptTuningConfig  # noqa: E402
+from tf_adapters.saving import save_model  # noqa: E402
 from tf_adapters.summary import trainable_summary  # noqa: E402
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 register_keras_hub_classes()
 
 __all__ = [
+    "save_model",
     "BottleneckConfig",
     "IA3Config",
     "LoraConfig",

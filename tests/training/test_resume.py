@@ -206,3 +206,49 @@ def test_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path):
     tiny_models.randomize_adapter(expected, seed=1)
     x = tiny_models.inputs()
     np.testing.assert_allclose(model(x), expected(x), atol=1e-6)
+
+
+KERAS_KILLER = """
+import os, signal, sys, zipfile
+sys.path.insert(0, sys.argv[2])
+import tiny_models
+import tf_adapters as tfa
+
+model = tiny_models.backbone()
+tfa.add_adapter(model, tfa.LoraConfig(rank=2), name="t")
+tiny_models.randomize_adapter(model, seed=1)
+tfa.save_model(model, sys.argv[1])             # the good file
+real_write = zipfile.ZipFile.writestr
+def dying_writestr(self, *args, **kwargs):
+    real_write(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)       # killed mid-file
+zipfile.ZipFile.writestr = dying_writestr
+tfa.save_model(model, sys.argv[1])
+"""
+
+
+def test_kill_during_a_keras_save_leaves_the_previous_file(tmp_path):
+    import keras
+    import tiny_models
+
+    path = tmp_path / "model.keras"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(KERAS_KILLER),
+            str(path),
+            os.path.dirname(tiny_models.__file__),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+    loaded = keras.saving.load_model(str(path))  # whole, and safe_mode on
+    expected = tiny_models.backbone()
+    tfa.add_adapter(expected, tfa.LoraConfig(rank=2), name="t")
+    tiny_models.randomize_adapter(expected, seed=1)
+    x = tiny_models.inputs()
+    np.testing.assert_allclose(loaded(x), expected(x), atol=1e-6)
