@@ -180,3 +180,17 @@ def test_nothing_in_the_package_unpickles():
                 assert "allow_pickle=True" not in text, name
                 assert "import pickle" not in text, name
                 assert "safe_mode=False" not in text, name
+
+
+def test_keras_files_with_code_are_refused(tmp_path):
+    # safe_mode (Keras's default, which we never turn off) refuses a
+    # .keras file that would run arbitrary Python (a Lambda layer).
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)]
+    )
+    path = str(tmp_path / "lambda.keras")
+    model.save(path)
+    with pytest.raises(ValueError, match="safe_mode"):
+        keras.saving.load_model(path)

@@ -204,3 +204,39 @@ def test_l2sp_and_shared_weights_in_finetune(tmp_path, tiny_preset):
     # Two transformer layers share one adapter: half the parameters.
     assert shared["trainable_params"] * 2 == plain["trainable_params"]
     assert shared["l2sp"] == 0.5
+
+
+def test_causal_lm_streams_a_text_file(tmp_path, tiny_preset):
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(_texts(60)))
+    report = run_finetune(
+        _config(
+            tmp_path,
+            tiny_preset,
+            task="causal_lm",
+            data=str(data),
+            template="{text}",
+            stream=True,
+            test_size=10,
+        )
+    )
+    assert report["test_examples"] == 10
+    assert 1 < report["adapted"]["perplexity"] < 200
+    # The test split is the first ten (cleaned) lines.
+    from tf_adapters.tasks import get_task
+
+    config = _config(
+        tmp_path,
+        tiny_preset,
+        task="causal_lm",
+        data=str(data),
+        template="{text}",
+        stream=True,
+        test_size=10,
+    )
+    task = get_task("causal_lm")
+    splits = task.split(task.load(config), config)
+    assert [r["text"] for r in splits["test"]] == [
+        t.strip() for t in _texts(60)[:10]
+    ]
+    assert splits["train"] == []

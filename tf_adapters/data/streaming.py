@@ -13,8 +13,9 @@ import tensorflow as tf
 from tf_adapters.data.cleaning import clean_text
 
 
-def stream_lines(paths, cleaning=None, lines_per_batch=1024):
-    """A dataset of cleaned, non-empty lines of `paths` (UTF-8 text)."""
+def stream_lines(paths, cleaning=None, lines_per_batch=1024, skip_lines=0):
+    """A dataset of cleaned, non-empty lines of `paths` (UTF-8 text),
+    without the first `skip_lines` of them."""
     paths = [paths] if isinstance(paths, str) else list(paths)
     for path in paths:
         if not os.path.isfile(path):
@@ -24,7 +25,8 @@ def stream_lines(paths, cleaning=None, lines_per_batch=1024):
         lambda batch: clean_text(batch, cleaning),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return lines.unbatch().filter(lambda line: tf.strings.length(line) > 0)
+    lines = lines.unbatch().filter(lambda line: tf.strings.length(line) > 0)
+    return lines.skip(skip_lines)
 
 
 def stream_packed(
@@ -34,6 +36,10 @@ def stream_packed(
     batch_size,
     cleaning=None,
     lines_per_batch=1024,
+    skip_lines=0,
+    shuffle_seed=None,
+    repeat=False,
+    shuffle_buffer=2048,
 ):
     """Batches of `(x, y, sample_weight)` packed from the text of `paths`.
 
@@ -50,6 +56,12 @@ def stream_packed(
         batch_size: int.
         cleaning: `CleaningConfig`. Defaults to `CleaningConfig()`.
         lines_per_batch: int. Lines cleaned and tokenized together.
+        skip_lines: int. Cleaned lines to leave out at the start (e.g. the
+            ones held out for testing).
+        shuffle_seed: int. Shuffle examples in a buffer of
+            `shuffle_buffer` (`None`: file order).
+        repeat: bool. Start over at the end of the files, forever.
+        shuffle_buffer: int. Examples held for shuffling.
     """
     end = tf.constant([tokenizer.end_token_id], tf.int32)
 
@@ -58,13 +70,16 @@ def stream_packed(
         if not isinstance(ids, tf.RaggedTensor):
             ids = tf.RaggedTensor.from_tensor(ids)
         ids = tf.cast(ids, tf.int32)
+        # keras-hub's BPE gives -1 for a piece outside its vocabulary in
+        # graph mode (eager mode drops it): drop it here too.
+        ids = tf.ragged.boolean_mask(ids, ids >= 0)
         ends = tf.RaggedTensor.from_tensor(
             tf.tile(end[None, :], [tf.shape(batch)[0], 1])
         )
         return tf.concat([ids, ends], axis=1).flat_values
 
     tokens = (
-        stream_lines(paths, cleaning, lines_per_batch)
+        stream_lines(paths, cleaning, lines_per_batch, skip_lines)
         .batch(lines_per_batch)
         .map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
@@ -83,8 +98,35 @@ def stream_packed(
         }
         return x, window[1:], tf.ones([sequence_length], tf.float32)
 
-    return (
-        windows.map(split, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
+    examples = windows.map(split, num_parallel_calls=tf.data.AUTOTUNE)
+    if repeat:
+        examples = examples.repeat()
+    if shuffle_seed is not None:
+        examples = examples.shuffle(shuffle_buffer, seed=shuffle_seed)
+    return examples.batch(batch_size, drop_remainder=True).prefetch(
+        tf.data.AUTOTUNE
     )
+
+
+class StreamedData:
+    """Training data streamed from text files, with `Encoded`'s `dataset`
+    interface (what `run_finetune` calls)."""
+
+    truncated = 0
+
+    def __init__(self, paths, tokenizer, sequence_length, skip_lines=0):
+        self.paths = paths
+        self.tokenizer = tokenizer
+        self.sequence_length = sequence_length
+        self.skip_lines = skip_lines
+
+    def dataset(self, batch_size, shuffle_seed=None, repeat=False):
+        return stream_packed(
+            self.paths,
+            self.tokenizer,
+            self.sequence_length,
+            batch_size,
+            skip_lines=self.skip_lines,
+            shuffle_seed=shuffle_seed,
+            repeat=repeat,
+        )

@@ -25,6 +25,14 @@ class Task:
         """Returns the records of `config.data`."""
         raise NotImplementedError
 
+    def split(self, records, config):
+        """Train / validation / test splits of `load`'s records."""
+        from tf_adapters.data.splits import split_records
+
+        return split_records(
+            records, config.test_size, config.validation_size, config.seed
+        )
+
     def prepare(self, model, splits, config):
         """Encodes the train and test splits (sets `self.train`...)."""
         raise NotImplementedError

@@ -8,7 +8,6 @@ import keras
 import numpy as np
 
 import tf_adapters as tfa
-from tf_adapters.data.splits import split_records
 from tf_adapters.models.loading import load_base
 from tf_adapters.tasks import get_task
 
@@ -68,9 +67,7 @@ def run_evaluate(config, adapter=None, weights=None):
     keras.utils.set_random_seed(config.seed)
     task = get_task(config.task)
     records = task.load(config)
-    splits = split_records(
-        records, config.test_size, config.validation_size, config.seed
-    )
+    splits = task.split(records, config)
     model = load_base(config.model, sequence_length=config.sequence_length)
     task.prepare(model, splits, config)
     if adapter is not None:

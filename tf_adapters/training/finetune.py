@@ -19,7 +19,6 @@ import numpy as np
 import tf_adapters as tfa
 from tf_adapters.core.atomic import atomic_directory
 from tf_adapters.core.atomic import atomic_write_text
-from tf_adapters.data.splits import split_records
 from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.models.loading import load_base
 from tf_adapters.tasks import get_task
@@ -128,9 +127,7 @@ def run_finetune(config):
     keras.utils.set_random_seed(config.seed)
     task = get_task(config.task)
     records = task.load(config)
-    splits = split_records(
-        records, config.test_size, config.validation_size, config.seed
-    )
+    splits = task.split(records, config)
     log.info(
         "splits: train %d, validation %d, test %d",
         *(len(splits[k]) for k in ("train", "validation", "test")),
@@ -146,7 +143,7 @@ def run_finetune(config):
     )
     trainer = task.build_model(model, config)
     # Build every weight (a new head too) so counts and saving see them.
-    trainer({k: v[:1] for k, v in task.train.x.items()}, training=False)
+    trainer({k: v[:1] for k, v in task.test.x.items()}, training=False)
     base = None
     if config.evaluate_base:
         trainer.compile(loss=task.loss(), jit_compile=config.jit_compile)

@@ -48,6 +48,11 @@ class FinetuneConfig:
         "(classification: sentiment, causal_lm: plots, prompt_response: "
         "qa; translation needs a file).",
     )
+    stream: bool = _field(
+        False,
+        "causal_lm: stream a .txt file (any size) instead of loading it; "
+        "its first --test-size lines are the test split.",
+    )
     text_field: str = _field("text", "Field holding the text.")
     label_field: str = _field("label", "Field holding the label.")
     prompt_field: str = _field("prompt", "prompt_response: prompt field.")
@@ -161,6 +166,11 @@ class FinetuneConfig:
                     f"it needs --task classification (got {self.task!r})."
                 )
             self.head = "linear"
+        if self.stream and self.task != "causal_lm":
+            raise ValueError(
+                "`stream` works with --task causal_lm (a .txt file); got "
+                f"task={self.task!r}."
+            )
         if self.share_weights and self.method not in SHAREABLE:
             raise ValueError(
                 f"`share_weights` works with {list(SHAREABLE)}; "
@@ -197,6 +207,7 @@ class FinetuneConfig:
             "share_weights",
             "evaluate_base",
             "resume",
+            "stream",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(
