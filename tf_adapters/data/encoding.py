@@ -25,7 +25,9 @@ class Encoded:
     sample_weight: np.ndarray | None = None
     truncated: int = 0
 
-    def dataset(self, batch_size, shuffle_seed=None, repeat=False):
+    def dataset(
+        self, batch_size, shuffle_seed=None, repeat=False, drop_remainder=False
+    ):
         parts = [self.x]
         if self.y is not None:
             parts.append(self.y)
@@ -36,7 +38,9 @@ class Encoded:
             ds = ds.shuffle(len(self.x["token_ids"]), seed=shuffle_seed)
         if repeat:
             ds = ds.repeat()
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(
+            tf.data.AUTOTUNE
+        )
 
 
 def tokenize(tokenizer, texts):

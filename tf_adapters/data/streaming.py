@@ -120,7 +120,11 @@ class StreamedData:
         self.sequence_length = sequence_length
         self.skip_lines = skip_lines
 
-    def dataset(self, batch_size, shuffle_seed=None, repeat=False):
+    def dataset(
+        self, batch_size, shuffle_seed=None, repeat=False, drop_remainder=True
+    ):
+        # Batches are always whole here (`drop_remainder` is accepted for
+        # `Encoded`'s interface).
         return stream_packed(
             self.paths,
             self.tokenizer,

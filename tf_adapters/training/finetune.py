@@ -5,16 +5,19 @@ adapter (or unfreeze for full fine-tuning) → `fit` → evaluate on the same
 test split → save what was trained → export a SavedModel → print a table.
 """
 
+import dataclasses
 import json
 import logging
 import os
 import resource
 import shutil
 import sys
+import tempfile
 import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import tf_adapters as tfa
 from tf_adapters.core.atomic import atomic_directory
@@ -28,6 +31,8 @@ from tf_adapters.training.checkpointing import TrainingCheckpoint
 from tf_adapters.training.checkpointing import checkpoint_interval
 from tf_adapters.training.checkpointing import load_train_state
 from tf_adapters.training.checkpointing import plan_epochs
+from tf_adapters.training.distribution import is_chief
+from tf_adapters.training.distribution import make_strategy
 from tf_adapters.training.l2sp import apply_l2sp
 
 log = logging.getLogger("tf_adapters.finetune")
@@ -57,16 +62,19 @@ def adapter_config(config):
 
 
 class StepTimer(keras.callbacks.Callback):
-    """Wall time of each training step (the first includes compilation)."""
+    """Wall time of each training step (the first includes compilation),
+    and the loss Keras reports after it (the epoch's running mean)."""
 
     def on_train_batch_begin(self, batch, logs=None):
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         self.times.append(time.perf_counter() - self._start)
+        loss = (logs or {}).get("loss")
+        self.losses.append(None if loss is None else float(loss))
 
     def on_train_begin(self, logs=None):
-        self.times = []
+        self.times, self.losses = [], []
 
 
 def peak_rss_mb():
@@ -122,7 +130,31 @@ def _set_up_training(config, model, trainer):
 
 
 def run_finetune(config):
-    """Runs the job described by a `FinetuneConfig`; returns the report."""
+    """Runs the job described by a `FinetuneConfig`; returns the report.
+
+    The model, adapters, optimizer and metrics are built in the scope of
+    the `tf.distribute` strategy `config.strategy` names; with several
+    workers only the chief writes the outputs.
+    """
+    strategy = make_strategy(config.strategy)
+    with strategy.scope():
+        if is_chief(strategy):
+            return _run(config, strategy)
+        # Other workers train in step with the chief and write nothing the
+        # user keeps.
+        scratch = tempfile.mkdtemp(prefix="tf_adapters_worker_")
+        try:
+            worker_config = dataclasses.replace(
+                config,
+                output=os.path.join(scratch, "run"),
+                export_dir=os.path.join(scratch, "saved_models"),
+            )
+            return _run(worker_config, strategy)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(config, strategy):
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     task = get_task(config.task)
@@ -175,11 +207,22 @@ def run_finetune(config):
     guard = StopOnNonFinite(per_epoch)
     saver = TrainingCheckpoint(state_dir, per_epoch, epochs, config, guard)
     timer = StepTimer()
+    drop = config.strategy == "tpu"  # static shapes on TPUs
     # The batch stream depends only on the seed: a resumed run skips what
     # the interrupted one consumed and sees the same batches after it.
+    # (Re-seeding here also gives the same order under a tf.distribute
+    # strategy, whose copy of the pipeline draws its shuffle seed anew.)
+    tf.random.set_seed(config.seed)
     train_data = task.train.dataset(
-        config.batch_size, shuffle_seed=config.seed, repeat=True
+        config.batch_size,
+        shuffle_seed=config.seed,
+        repeat=True,
+        drop_remainder=drop,
     ).skip(initial_epoch * per_epoch)
+    if config.strategy != "default":
+        # Distributed here, right after seeding (inside `fit` it would draw
+        # another shuffle order).
+        train_data = strategy.experimental_distribute_dataset(train_data)
     train_start = time.perf_counter()
     history = trainer.fit(
         train_data,
@@ -249,6 +292,9 @@ def run_finetune(config):
         "batch_size": config.batch_size,
         "sequence_length": config.sequence_length,
         "seed": config.seed,
+        "strategy": config.strategy,
+        "replicas": strategy.num_replicas_in_sync,
+        "loss_curve": timer.losses,
         "train_seconds": round(train_seconds, 1),
         "first_step_seconds": round(timer.times[0], 2) if steps else None,
         "step_seconds_median": round(float(np.median(steps)), 3)

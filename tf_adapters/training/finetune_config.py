@@ -130,6 +130,13 @@ class FinetuneConfig:
         True, "Evaluate the base model before training too."
     )
     jit_compile: bool = _field(True, "Compile training with XLA.")
+    strategy: str = _field(
+        "default",
+        "tf.distribute strategy: default (one device), mirrored (all local "
+        "GPUs), multi_worker (TF_CONFIG per worker), tpu. --batch-size is "
+        "the global batch (per-replica batch × replicas).",
+        choices=("default", "mirrored", "multi_worker", "tpu"),
+    )
     output: str = _field("runs/finetune", "Folder for the adapter and report.")
     export_dir: str = _field("saved_models", "Where SavedModels go.")
     export_name: str | None = _field(
@@ -145,6 +152,11 @@ class FinetuneConfig:
         check_choice("task", self.task, TASKS)
         check_choice("method", self.method, METHODS)
         check_choice("head", self.head, ("label_words", "linear"))
+        check_choice(
+            "strategy",
+            self.strategy,
+            ("default", "mirrored", "multi_worker", "tpu"),
+        )
         task = get_task(self.task)
         if self.data is None:
             if task.default_data is None:
