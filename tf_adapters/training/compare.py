@@ -316,15 +316,24 @@ def plot_comparison(result, path):
     fig, (left, right) = plt.subplots(
         1, 2, figsize=(11, 0.45 * len(rows) + 1.6), sharey=True
     )
-    left.barh(names, [r["metric"] for r in rows], color="tab:blue")
+    values = [r["metric"] for r in rows]
+    left.barh(names, values, color="tab:blue")
+    for y, value in enumerate(values):
+        left.text(value, y, f" {value:.3f}", va="center", fontsize=8)
+    left.set_xlim(0, max(values) * 1.15)
     left.set_xlabel(
         f"{result['metric']} on {result['test_examples']} test examples "
         f"({'higher' if result['higher_is_better'] else 'lower'} is better)"
     )
     left.invert_yaxis()
-    percents = [max(r["trainable_percent"], 1e-4) for r in rows]
-    right.barh(names, percents, color="tab:orange")
+    percents = [r["trainable_percent"] for r in rows]
+    floor = min((p for p in percents if p > 0), default=1.0) / 10
+    right.barh(names, [p if p > 0 else 0 for p in percents], color="tab:orange")
+    for y, p in enumerate(percents):
+        label = "0 (frozen)" if p == 0 else f" {p:.3g}%"
+        right.text(max(p, floor), y, label, va="center", fontsize=8)
     right.set_xscale("log")
+    right.set_xlim(floor, 1000)
     right.set_xlabel("trainable parameters, % of the model (log scale)")
     fig.suptitle(
         f"{result['task']}: {result['data']}, {result['model']}, "
