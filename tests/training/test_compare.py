@@ -37,11 +37,10 @@ def test_compare_end_to_end_quick(tmp_path, tiny_preset):
         share_weights=True,
     )
     out = tmp_path / "compare"
-    result = run_compare(config, ["linear_probe", "full", "lora"], str(out))
+    result = run_compare(config, ["full", "lora"], str(out))
     methods = [r["method"] for r in result["rows"]]
     assert methods == [
         "frozen base (zero-shot)",
-        "linear_probe",
         "full",
         "lora",
         "full+l2sp",
@@ -51,7 +50,6 @@ def test_compare_end_to_end_quick(tmp_path, tiny_preset):
     rows = {r["method"]: r for r in result["rows"]}
     assert not any(r.get("error") for r in rows.values())
     assert rows["full"]["trainable_percent"] == 100.0
-    assert rows["linear_probe"]["trainable_params"] == 8 * 2 + 2
     assert (
         rows["lora+shared"]["trainable_params"] * 2
         == (rows["lora"]["trainable_params"])
@@ -61,6 +59,11 @@ def test_compare_end_to_end_quick(tmp_path, tiny_preset):
         assert rows[name]["checkpoint_bytes"] > 0
         assert rows[name]["step_seconds"] > 0
     assert rows["full"]["checkpoint_bytes"] > rows["lora"]["checkpoint_bytes"]
+    # Full fine-tuning gets its own learning rate; each run is one epoch.
+    full = json.loads((out / "full" / "config.json").read_text())
+    lora = json.loads((out / "lora" / "config.json").read_text())
+    assert (full["learning_rate"], lora["learning_rate"]) == (3e-5, 1e-3)
+    assert full["checkpoint_every"] == full["steps"]
     for name in ("compare.md", "compare.json", "compare.png"):
         assert os.path.getsize(out / name) > 0
     table = (out / "compare.md").read_text()
