@@ -167,10 +167,15 @@ def run_compare(
     return result
 
 
-def _same_run(a, b):
+def _same_run(earlier, now, defaults):
+    """Whether two runs' options agree on everything that shapes training;
+    an option the earlier run did not know yet counts as its default."""
     skip = RESUMABLE | {"checkpoint_every"}
-    keys = (set(a) | set(b)) - skip
-    return all(a.get(k) == b.get(k) for k in keys)
+    keys = (set(earlier) | set(now)) - skip
+    return all(
+        earlier.get(k, defaults.get(k)) == now.get(k, defaults.get(k))
+        for k in keys
+    )
 
 
 def _reused(run_config, run_dir):
@@ -182,7 +187,12 @@ def _reused(run_config, run_dir):
             report = json.load(f)
     except (OSError, ValueError):
         return None
-    if not _same_run(earlier, dataclasses.asdict(run_config)):
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(run_config)
+        if f.default is not dataclasses.MISSING
+    }
+    if not _same_run(earlier, dataclasses.asdict(run_config), defaults):
         return None
     if run_config.evaluate_base and not report.get("base"):
         return None
