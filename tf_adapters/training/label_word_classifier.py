@@ -1,9 +1,12 @@
 import keras
 from keras import ops
 
+from tf_adapters.training.backbone_model import BackboneModel
+from tf_adapters.training.last_token_classifier import last_token_states
+
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
-class LabelWordClassifier(keras.Model):
+class LabelWordClassifier(BackboneModel):
     """Classifies a prompt by the LM's scores for each label's word.
 
     The prompt ends where the answer would start; the logits are the language
@@ -33,16 +36,12 @@ class LabelWordClassifier(keras.Model):
     """
 
     def __init__(self, backbone, label_token_ids, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = backbone
+        super().__init__(backbone, **kwargs)
         self.label_token_ids = [int(i) for i in label_token_ids]
 
     def call(self, inputs, training=None):
-        hidden = self.backbone(inputs, training=training)  # (B, T, D)
-        mask = ops.cast(inputs["padding_mask"], "int32")
-        last = ops.sum(mask, axis=1) - 1  # (B,)
-        pick = ops.one_hot(last, ops.shape(hidden)[1], dtype=hidden.dtype)
-        final = ops.einsum("btd,bt->bd", hidden, pick)[:, None, :]  # (B, 1, D)
+        final = last_token_states(self.backbone, inputs, training)
+        final = final[:, None, :]  # (B, 1, D): one position to project
         logits = self.backbone.token_embedding(final, reverse=True)[:, 0]
         return ops.cast(
             ops.take(logits, self.label_token_ids, axis=-1), "float32"
@@ -50,16 +49,5 @@ class LabelWordClassifier(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "backbone": keras.layers.serialize(self.backbone),
-                "label_token_ids": self.label_token_ids,
-            }
-        )
+        config["label_token_ids"] = self.label_token_ids
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)

@@ -1,9 +1,11 @@
 import keras
 from keras import ops
 
+from tf_adapters.training.backbone_model import BackboneModel
+
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
-class LanguageModel(keras.Model):
+class LanguageModel(BackboneModel):
     """Next-token logits of a backbone, for training on token ids.
 
     keras-hub's `CausalLM.fit` runs its preprocessor on the data; this model
@@ -26,22 +28,7 @@ class LanguageModel(keras.Model):
     (2, 6, 64)
     """
 
-    def __init__(self, backbone, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = backbone
-
     def call(self, inputs, training=None):
         hidden = self.backbone(inputs, training=training)
         logits = self.backbone.token_embedding(hidden, reverse=True)
         return ops.cast(logits, "float32")
-
-    def get_config(self):
-        config = super().get_config()
-        config["backbone"] = keras.layers.serialize(self.backbone)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)

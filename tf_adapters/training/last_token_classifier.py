@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from tf_adapters.training.backbone_model import BackboneModel
+
 
 def last_token_states(backbone, inputs, training=None):
     """The backbone's hidden state at each row's last non-padding token."""
@@ -12,7 +14,7 @@ def last_token_states(backbone, inputs, training=None):
 
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
-class LastTokenClassifier(keras.Model):
+class LastTokenClassifier(BackboneModel):
     """A linear head on the hidden state of the last non-padding token.
 
     The usual way to classify with a decoder (as keras-hub's and Hugging
@@ -39,8 +41,7 @@ class LastTokenClassifier(keras.Model):
     """
 
     def __init__(self, backbone, num_classes, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = backbone
+        super().__init__(backbone, **kwargs)
         self.num_classes = int(num_classes)
         self.head = keras.layers.Dense(
             self.num_classes, dtype="float32", name="classifier_head"
@@ -52,16 +53,5 @@ class LastTokenClassifier(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "backbone": keras.layers.serialize(self.backbone),
-                "num_classes": self.num_classes,
-            }
-        )
+        config["num_classes"] = self.num_classes
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
