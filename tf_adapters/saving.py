@@ -1,7 +1,6 @@
 """Saving a whole model as a `.keras` file, atomically."""
 
-import os
-import tempfile
+from tf_adapters.core.atomic import atomic_file
 
 
 def save_model(model, path):
@@ -29,19 +28,6 @@ def save_model(model, path):
         raise ValueError(
             f"`path` must end in '.keras'. Received: path={path!r}."
         )
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".keras", dir=parent
-    )
-    os.close(fd)
-    try:
+    # Keras picks the format from the suffix: the temporary name keeps it.
+    with atomic_file(path, suffix=".keras") as tmp:
         model.save(tmp, overwrite=True)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -60,20 +60,31 @@ def _fsync_tree(root):
                 os.fsync(f.fileno())
 
 
-def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file and a rename, so
-    `path` holds either its old content or all of the new."""
+@contextlib.contextmanager
+def atomic_file(path, suffix=""):
+    """Yields a temporary file name beside `path`; on success the file is
+    synced and renamed to `path`, so `path` holds its old content or all of
+    the new. On error the temporary file is removed."""
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=parent
+    )
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` atomically (see `atomic_file`)."""
+    with atomic_file(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)

@@ -53,7 +53,8 @@ def tokenize(tokenizer, texts):
     return [[int(i) for i in row] for row in ids]
 
 
-def _pad(rows, length, pad_id):
+def pad_rows(rows, length, pad_id):
+    """Right-pads lists of ids to `length`: `(ids, mask)` int32 arrays."""
     ids = np.full((len(rows), length), pad_id, "int32")
     mask = np.zeros((len(rows), length), "int32")
     for i, row in enumerate(rows):
@@ -82,7 +83,7 @@ def encode_templated(texts, tokenizer, template, sequence_length):
     for ids in tokenize(tokenizer, texts):
         truncated += len(ids) > budget
         rows.append(prefix + ids[:budget] + suffix)
-    ids, mask = _pad(rows, sequence_length, tokenizer.pad_token_id)
+    ids, mask = pad_rows(rows, sequence_length, tokenizer.pad_token_id)
     return Encoded(
         {"token_ids": ids, "padding_mask": mask}, truncated=truncated
     )
@@ -111,8 +112,8 @@ def encode_prompt_response(pairs, tokenizer, sequence_length):
             )
         rows.append(seq)
         weights.append(weight)
-    full, mask = _pad(rows, sequence_length + 1, tokenizer.pad_token_id)
-    w, _ = _pad(weights, sequence_length + 1, 0)
+    full, mask = pad_rows(rows, sequence_length + 1, tokenizer.pad_token_id)
+    w, _ = pad_rows(weights, sequence_length + 1, 0)
     x = {"token_ids": full[:, :-1], "padding_mask": mask[:, :-1]}
     # Position t predicts token t + 1: weight it by the target's weight.
     return Encoded(x, full[:, 1:], w[:, 1:].astype("float32"), truncated)

@@ -1,8 +1,8 @@
 """Batched greedy generation from token ids, for evaluating text tasks."""
 
-import numpy as np
 import tensorflow as tf
 
+from tf_adapters.data.encoding import pad_rows
 from tf_adapters.export.causal_lm_endpoints import causal_lm_endpoints
 
 
@@ -34,11 +34,7 @@ def generate_continuations(causal_lm, prompt_ids, max_new_tokens, batch_size):
     for start in range(0, len(prompt_ids), batch_size):
         rows = prompt_ids[start : start + batch_size]
         width = max(len(r) for r in rows)
-        ids = np.full((len(rows), width), tokenizer.pad_token_id, "int32")
-        mask = np.zeros((len(rows), width), "int32")
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
+        ids, mask = pad_rows(rows, width, tokenizer.pad_token_id)
         out = compiled(
             tf.constant(ids), tf.constant(mask), tf.constant(max_new_tokens)
         )

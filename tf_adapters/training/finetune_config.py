@@ -212,20 +212,6 @@ class FinetuneConfig:
                 "`template` must contain '{text}'. Received: "
                 f"template={self.template!r}."
             )
-        for name in (
-            "jit_compile",
-            "export",
-            "merge",
-            "share_weights",
-            "evaluate_base",
-            "resume",
-            "stream",
-        ):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(
-                    f"`{name}` must be true or false. Received: "
-                    f"{name}={getattr(self, name)!r}."
-                )
 
     @classmethod
     def from_dict(cls, data, source="config"):
