@@ -28,19 +28,42 @@ class Encoded:
     def dataset(
         self, batch_size, shuffle_seed=None, repeat=False, drop_remainder=False
     ):
+        """A batched `tf.data.Dataset` of `(x, y[, sample_weight])`.
+
+        With `shuffle_seed`, pass `e` over the data follows the permutation
+        `stateless_shuffle(range(n), seed=[shuffle_seed, e])`: the batch
+        stream is a function of the seed alone, not of how many iterators
+        were made before (as `Dataset.shuffle` is), so one device, a
+        `tf.distribute` strategy and a resumed run all see the same batches.
+        """
         parts = [self.x]
         if self.y is not None:
             parts.append(self.y)
             if self.sample_weight is not None:
                 parts.append(self.sample_weight)
-        ds = tf.data.Dataset.from_tensor_slices(tuple(parts))
-        if shuffle_seed is not None:
-            ds = ds.shuffle(len(self.x["token_ids"]), seed=shuffle_seed)
-        if repeat:
-            ds = ds.repeat()
-        return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(
-            tf.data.AUTOTUNE
+        parts = tf.nest.map_structure(tf.convert_to_tensor, tuple(parts))
+        n = len(self.x["token_ids"])
+        if shuffle_seed is None:
+            order = tf.data.Dataset.range(n)
+            if repeat:
+                order = order.repeat()
+        else:
+            passes = tf.data.Dataset.counter()
+            if not repeat:
+                passes = passes.take(1)
+            seed = int(shuffle_seed)
+            order = passes.flat_map(
+                lambda e: tf.data.Dataset.from_tensor_slices(
+                    tf.random.experimental.stateless_shuffle(
+                        tf.range(n, dtype="int64"),
+                        seed=tf.stack([tf.constant(seed, "int64"), e]),
+                    )
+                )
+            )
+        ds = order.batch(batch_size, drop_remainder=drop_remainder).map(
+            lambda i: tf.nest.map_structure(lambda t: tf.gather(t, i), parts)
         )
+        return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def tokenize(tokenizer, texts):

@@ -102,7 +102,11 @@ def stream_packed(
     if repeat:
         examples = examples.repeat()
     if shuffle_seed is not None:
-        examples = examples.shuffle(shuffle_buffer, seed=shuffle_seed)
+        # One seeded order for every iterator (the stream repeats before
+        # the buffer), so the batches are a function of the seed alone.
+        examples = examples.shuffle(
+            shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=False
+        )
     return examples.batch(batch_size, drop_remainder=True).prefetch(
         tf.data.AUTOTUNE
     )

@@ -1,7 +1,9 @@
 import keras
 
+from tf_adapters.training.multi_worker import MultiWorkerFitMixin
 
-class BackboneModel(keras.Model):
+
+class BackboneModel(MultiWorkerFitMixin, keras.Model):
     """A `keras.Model` around a keras-hub backbone: saves the backbone in
     its config and rebuilds it on load (the shared part of the task models
     that `fit` trains)."""

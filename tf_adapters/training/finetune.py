@@ -17,7 +17,6 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import tf_adapters as tfa
 from tf_adapters.core.atomic import atomic_directory
@@ -137,11 +136,13 @@ def run_finetune(config):
     workers only the chief writes the outputs.
     """
     strategy = make_strategy(config.strategy)
+    state_dir = os.path.join(config.output, "train_state")
     with strategy.scope():
         if is_chief(strategy):
-            return _run(config, strategy)
+            return _run(config, strategy, state_dir)
         # Other workers train in step with the chief and write nothing the
-        # user keeps.
+        # user keeps; `--resume` reads the chief's training state (the
+        # output directory must be on a file system all workers share).
         scratch = tempfile.mkdtemp(prefix="tf_adapters_worker_")
         try:
             worker_config = dataclasses.replace(
@@ -149,12 +150,12 @@ def run_finetune(config):
                 output=os.path.join(scratch, "run"),
                 export_dir=os.path.join(scratch, "saved_models"),
             )
-            return _run(worker_config, strategy)
+            return _run(worker_config, strategy, state_dir)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(config, strategy):
+def _run(config, strategy, resume_from):
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     task = get_task(config.task)
@@ -199,7 +200,7 @@ def _run(config, strategy):
     state_dir = os.path.join(config.output, "train_state")
     initial_epoch = 0
     if config.resume:
-        meta = load_train_state(trainer, state_dir, config)
+        meta = load_train_state(trainer, resume_from, config)
         initial_epoch = meta["epoch"]
         log.info(
             "resuming after step %d of %d", meta["steps_done"], config.steps
@@ -208,11 +209,9 @@ def _run(config, strategy):
     saver = TrainingCheckpoint(state_dir, per_epoch, epochs, config, guard)
     timer = StepTimer()
     drop = config.strategy == "tpu"  # static shapes on TPUs
-    # The batch stream depends only on the seed: a resumed run skips what
-    # the interrupted one consumed and sees the same batches after it.
-    # (Re-seeding here also gives the same order under a tf.distribute
-    # strategy, whose copy of the pipeline draws its shuffle seed anew.)
-    tf.random.set_seed(config.seed)
+    # The batch stream depends only on the seed (`Encoded.dataset`): a
+    # resumed run skips what the interrupted one consumed and sees the same
+    # batches after it, and every strategy sees the same global batches.
     train_data = task.train.dataset(
         config.batch_size,
         shuffle_seed=config.seed,
@@ -220,8 +219,7 @@ def _run(config, strategy):
         drop_remainder=drop,
     ).skip(initial_epoch * per_epoch)
     if config.strategy != "default":
-        # Distributed here, right after seeding (inside `fit` it would draw
-        # another shuffle order).
+        # Each global batch is split across the replicas.
         train_data = strategy.experimental_distribute_dataset(train_data)
     train_start = time.perf_counter()
     history = trainer.fit(
