@@ -77,13 +77,15 @@ def _peak_mb(tmp_path, megabytes):
 
 
 def test_reading_a_large_file_streams(tmp_path):
-    # Every line of a 96 MB file goes through the pipeline, but peak memory
-    # grows by far less than the file: it does not scale with the file.
-    small_size, small_peak = _peak_mb(tmp_path, 8)
-    large_size, large_peak = _peak_mb(tmp_path, 96)
-    assert large_size - small_size > 85
+    # Every line of a 52 MB file goes through the pipeline, but peak memory
+    # grows by far less than the file: it does not scale with the file
+    # (measured: 1 MiB more for 88 MB more; holding the text would cost at
+    # least the 48 MB difference).
+    small_size, small_peak = _peak_mb(tmp_path, 4)
+    large_size, large_peak = _peak_mb(tmp_path, 52)
+    assert large_size - small_size > 47
     print(
         f"peak RSS: {small_size:.0f} MB file {small_peak:.0f} MiB, "
         f"{large_size:.0f} MB file {large_peak:.0f} MiB"
     )
-    assert large_peak - small_peak < 40, (small_peak, large_peak)
+    assert large_peak - small_peak < 24, (small_peak, large_peak)

@@ -1,0 +1,84 @@
+"""The benchmark suite's arithmetic and one tiny run (the numbers
+themselves are machine-dependent and belong to `python -m bench`)."""
+
+import numpy as np
+import pytest
+
+from bench import train
+from bench.report import markdown
+from bench.report import targets
+from bench.shapes import build_backbone
+from bench.shapes import matmul_params
+from bench.timing import interleaved
+from bench.timing import paired_ratio
+from bench.timing import summary
+
+
+def test_interleaved_runs_rounds_in_turn():
+    calls = []
+    times = interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+        rounds=2,
+        steps=2,
+    )
+    assert calls == ["a", "a", "b", "b", "a", "a", "b", "b"]
+    assert {k: len(v) for k, v in times.items()} == {"a": 4, "b": 4}
+
+
+def test_paired_ratio_is_per_round_and_robust_to_drift():
+    # The machine gets 3x slower in round 2: both sides slow down, and the
+    # per-round ratio stays 2.
+    times = {"a": [1, 1, 3, 3, 1, 1], "b": [2, 2, 6, 6, 2, 2]}
+    r = paired_ratio(times, "a", "b", steps=2)
+    assert (r["ratio"], r["min"], r["max"]) == (2.0, 2.0, 2.0)
+    s = summary([1.0, 2.0, 3.0, 4.0])
+    assert (s["median_s"], s["min_s"], s["max_s"], s["n"]) == (2.5, 1, 4, 4)
+    assert s["iqr_s"] == pytest.approx(1.5)
+
+
+def test_matmul_params_counts_what_a_token_multiplies_with():
+    backbone = build_backbone("tiny")
+    # 2 layers × (4·32² attention + 2·32·64 feed-forward) + 512·32 tied
+    # embedding; position embeddings, biases and norms do not count.
+    assert matmul_params(backbone) == 2 * (4 * 32 * 32 + 2 * 32 * 64) + 512 * 32
+
+
+def test_tiny_training_run_and_report():
+    result = train.run(
+        "tiny",
+        methods=("full", "lora", "enable_lora"),
+        jit_compile=False,
+        sequence_length=16,
+        rounds=1,
+        steps=1,
+        peak_flops=1e9,
+    )
+    rows = result["methods"]
+    # LoRA rank 8 on query and value of 2 layers, 32 wide: 2·2·(32·8 + 8·32).
+    assert rows["lora"]["trainable_params"] == 2 * 2 * (32 * 8 + 8 * 32)
+    assert rows["full"]["trainable_params"] > 40_000
+    for row in rows.values():
+        assert row["tokens_per_s"] == pytest.approx(4 * 16 / row["median_s"])
+        assert row["mfu"] > 0
+    assert "vs_enable_lora" in rows["lora"]
+    report = {
+        "date": "now",
+        "command": "python -m bench",
+        "machine": {
+            "cpu": "cpu",
+            "cores": 2,
+            "tensorflow": "x",
+            "keras": "x",
+            "keras_hub": "x",
+        },
+        "matmul_peak_gflops": 1.0,
+        "train": [result],
+    }
+    text = markdown(report)
+    assert "| lora | 2,048 |" in text and "## Targets" in text
+    checks = {name: met for name, _, met in targets(report)}
+    assert set(checks) == {
+        "LoRA ≥ 1.4× full fine-tuning tokens/s",
+        "LoRA ≥ 1.15× Keras enable_lora",
+    }
+    assert np.isfinite(rows["lora"]["vs_full"]["ratio"])
