@@ -114,12 +114,20 @@ def main(argv=None):
     parser.add_argument(
         "--suites", nargs="+", choices=SUITES, default=list(SUITES)
     )
+    parser.add_argument(
+        "--train-runs",
+        type=int,
+        default=None,
+        help="Only the first K training runs of the plan (the first is "
+        "the one the targets are about).",
+    )
     parser.add_argument("--output", default=os.path.join("bench", "results"))
     parser.add_argument(
         "--name", default=None, help="File stem (default: latest or quick)."
     )
     args = parser.parse_args(argv)
     steps = plan(args.quick)
+    steps["train"] = steps["train"][: args.train_runs]
     peak = matmul_peak_flops((256, 512) if args.quick else (1024, 2048, 4096))
     print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s", flush=True)
     result = {
