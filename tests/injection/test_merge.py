@@ -107,3 +107,46 @@ def test_merged_adapter_blocks_switching():
         tfa.disable_adapters(backbone)
     tfa.unmerge_adapter(backbone)
     tfa.set_active_adapter(backbone, "a")
+
+
+def _quantized_adapted(method, mode):
+    model = tiny_models.gpt2_causal_lm()
+    tfa.add_adapter(model, tiny_models.all_configs()[method], name="t")
+    tiny_models.randomize_adapter(model)
+    model.backbone.quantize(mode)
+    x = tiny_models.inputs(batch=2, length=6)
+    x["token_ids"] %= 20  # within the tiny tokenizer's vocabulary
+    return model, x, np.asarray(model(x))
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_quantized_base_refuses_to_merge(method, mode):
+    # Merging into integer kernels rounds a small update away: before this
+    # check, LoRA merged into an int8 base gave the base's outputs exactly,
+    # and int4 failed with an AttributeError.
+    model, x, adapted = _quantized_adapted(method, mode)
+    tfa.disable_adapters(model)
+    base = np.asarray(model(x))
+    tfa.enable_adapters(model)
+    assert np.abs(adapted - base).max() > 1e-3
+    with pytest.raises(ValueError, match=f"quantized .*{mode}.*merge=False"):
+        tfa.merge_adapter(model)
+    with pytest.raises(ValueError, match="quantized"):
+        tfa.merge_and_unload(model)
+    np.testing.assert_array_equal(np.asarray(model(x)), adapted)
+
+
+def test_export_on_a_quantized_base_keeps_the_adapter(tmp_path):
+    # Export merges by default; on a quantized base it keeps the adapter as
+    # a separate branch instead, so the SavedModel still applies it.
+    import tensorflow as tf
+
+    from tf_adapters.export.saved_model import export_saved_model
+
+    model, x, adapted = _quantized_adapted("lora", "int8")
+    path = export_saved_model(model, str(tmp_path), "q", text=False)
+    served = tf.saved_model.load(path).signatures["logits"](
+        **{k: tf.constant(v) for k, v in x.items()}
+    )["logits"]
+    np.testing.assert_allclose(np.asarray(served), adapted, atol=1e-4)

@@ -46,6 +46,15 @@ def merge_adapter(model):
             f"merged into the base weights: {unmergeable} add computation "
             "that no kernel can absorb. Only LoRA and IA3 merge."
         )
+    quantized = _quantized(layers)
+    if quantized:
+        raise ValueError(
+            f"Adapter {state.active!r} ({entry.config.method}) cannot be "
+            f"merged: the base layers it adapts are quantized ({quantized}), "
+            "and their integer kernels would round the update away. Use it "
+            "unmerged (`export_saved_model(..., merge=False)` exports it "
+            "so), or merge it into the float base and quantize afterwards."
+        )
     for layer in layers:
         layer.merge()
     entry.merged = True
@@ -58,6 +67,14 @@ def unmerge_adapter(model):
     state = _require_state(backbone)
     for name, entry in state.adapters.items():
         if entry.merged:
+            quantized = _quantized(adapter_layers(backbone, name))
+            if quantized:
+                raise ValueError(
+                    f"Adapter {name!r} was merged and the base quantized "
+                    f"afterwards ({quantized}): its update is part of the "
+                    "integer kernels now and cannot be taken back out. "
+                    "Reload the float base to get it without the adapter."
+                )
             for layer in adapter_layers(backbone, name):
                 layer.unmerge()
             entry.merged = False
@@ -70,7 +87,8 @@ def temporarily_merged(model):
 
     The base kernels are copied first and restored bit for bit afterwards
     (an unmerge by subtraction would leave rounding errors). Yields whether
-    anything was merged: adapters that cannot merge are left as they are.
+    anything was merged: adapters that cannot merge (bottlenecks, prompts,
+    adapters on quantized kernels) are left as they are.
     """
     backbone, task = split_model(model)
     state = get_state(backbone)
@@ -80,6 +98,7 @@ def temporarily_merged(model):
         not layers
         or state.adapters[active].merged
         or not all(_mergeable(x) for x in layers)
+        or _quantized(layers)
     ):
         yield False
         return
@@ -159,3 +178,16 @@ def remove_adapter_layers(backbone, name):
 
 def _mergeable(layer):
     return getattr(layer, "mergeable", False)
+
+
+def _quantized(layers):
+    """`"path: mode"` for each adapted base layer that Keras quantized."""
+    found = []
+    for layer in layers:
+        projection = getattr(layer, "projection", None)
+        mode = getattr(projection, "quantization_mode", None)
+        if mode:
+            found.append(f"{projection.path}: {mode}")
+    return ", ".join(sorted(found)[:3]) + (
+        f" and {len(found) - 3} more" if len(found) > 3 else ""
+    )
