@@ -47,8 +47,22 @@ def _config(tmp_path, preset, data, **kw):
     )
 
 
-def test_finetune_runs_end_to_end(tmp_path, tiny_preset, data_file):
+def test_finetune_runs_end_to_end(
+    tmp_path, tiny_preset, data_file, monkeypatch
+):
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traces = []
+    train_step = TensorFlowTrainer.train_step
+
+    def counted(self, data):
+        traces.append(1)  # Python runs only while tf.function traces
+        return train_step(self, data)
+
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", counted)
     report = run_finetune(_config(tmp_path, tiny_preset, data_file))
+    # The optimizer is built before `fit`, so its first step is traced once.
+    assert len(traces) == 1
     assert report["test_examples"] == 8
     for side in ("base", "adapted"):
         assert 0 <= report[side]["accuracy"] <= 1
