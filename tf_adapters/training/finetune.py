@@ -76,21 +76,6 @@ class StepTimer(keras.callbacks.Callback):
         self.times, self.losses = [], []
 
 
-def _build_before_fit(trainer, dataset):
-    """Makes the optimizer's and the metrics' variables before `fit`.
-
-    With no strategy Keras makes them inside the first traced train step,
-    and tf.function then traces that step a second time (only a first trace
-    may make variables): tens of seconds on the embedded model. This is
-    what Keras itself does before `fit` under a strategy (from one batch's
-    shapes; no data is consumed from `fit`'s own iterator).
-    """
-    build = getattr(trainer, "_symbolic_build", None)  # Keras 3
-    if build is None:
-        return
-    build(data_batch=next(iter(dataset.take(1))))
-
-
 def peak_rss_mb():
     """Peak resident memory of this process so far, in MiB (Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -233,7 +218,6 @@ def _run(config, strategy, resume_from):
         repeat=True,
         drop_remainder=drop,
     ).skip(initial_epoch * per_epoch)
-    _build_before_fit(trainer, train_data)
     if config.strategy != "default":
         # Each global batch is split across the replicas.
         train_data = strategy.experimental_distribute_dataset(train_data)
