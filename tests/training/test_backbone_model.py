@@ -82,3 +82,26 @@ def test_generators_train_as_in_keras(monkeypatch):
     )
     model, x, y = _classifier()
     assert ours == _fit_generator(model, x, y) > 0
+
+
+def test_empty_data_behaves_as_in_keras(monkeypatch):
+    from tf_adapters.training.backbone_model import BackboneModel
+    from tf_adapters.training.multi_worker import MultiWorkerFitMixin
+
+    def outcome(model, x):
+        empty = tf.data.Dataset.from_tensor_slices((x, np.zeros(8, "int32")))
+        try:
+            history = model.fit(empty.take(0).batch(4), verbose=0)
+        except Exception as e:  # what Keras says, if it says anything
+            return type(e).__name__, str(e)
+        return history.history, int(model.optimizer.iterations.numpy())
+
+    model, x, _ = _classifier()
+    ours = outcome(model, x)
+    monkeypatch.setattr(
+        BackboneModel,
+        "_maybe_symbolic_build",
+        MultiWorkerFitMixin._maybe_symbolic_build,
+    )
+    model, x, _ = _classifier()
+    assert ours == outcome(model, x)

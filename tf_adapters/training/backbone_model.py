@@ -1,4 +1,5 @@
 import keras
+import tensorflow as tf
 
 from tf_adapters.training.multi_worker import MultiWorkerFitMixin
 
@@ -31,7 +32,10 @@ class BackboneModel(MultiWorkerFitMixin, keras.Model):
             if adapter not in _REWINDABLE:
                 return None  # a generator: no batch can be spared
             for _, _, batches in iterator:  # `fit` rewinds it afterwards
-                data_batch = next(batches)
+                try:
+                    data_batch = next(batches)
+                except (StopIteration, tf.errors.OutOfRangeError):
+                    return None  # no data: Keras says so in its own words
                 break
         if data_batch is not None:
             self._symbolic_build(data_batch=data_batch)
