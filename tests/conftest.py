@@ -19,3 +19,24 @@ def tiny_preset(tmp_path_factory):
     path = tmp_path_factory.mktemp("preset") / "tiny_gpt2"
     tiny_models.gpt2_causal_lm().save_to_preset(str(path))
     return str(path)
+
+
+@pytest.fixture()
+def count_traces(monkeypatch):
+    """`count_traces("train_step")` returns a list that grows by one each
+    time tf.function traces that step of a Keras model (Python runs the
+    step's body only while tracing)."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    def count(name):
+        traces = []
+        step = getattr(TensorFlowTrainer, name)
+
+        def counted(self, data):
+            traces.append(1)
+            return step(self, data)
+
+        monkeypatch.setattr(TensorFlowTrainer, name, counted)
+        return traces
+
+    return count

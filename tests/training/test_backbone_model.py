@@ -2,7 +2,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tiny_models
-from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
 
 import tf_adapters as tfa
 from tf_adapters.training.last_token_classifier import LastTokenClassifier
@@ -23,26 +22,23 @@ def _classifier():
     return model, x, y
 
 
-def _count(monkeypatch, name):
-    traces = []
-    step = getattr(TensorFlowTrainer, name)
+def _plain_keras_build(monkeypatch):
+    """Gives the task models Keras's own build step back."""
+    from tf_adapters.training.backbone_model import BackboneModel
+    from tf_adapters.training.multi_worker import MultiWorkerFitMixin
 
-    def counted(self, data):
-        traces.append(1)  # Python runs only while tf.function traces
-        return step(self, data)
+    monkeypatch.setattr(
+        BackboneModel,
+        "_maybe_symbolic_build",
+        MultiWorkerFitMixin._maybe_symbolic_build,
+    )
 
-    monkeypatch.setattr(TensorFlowTrainer, name, counted)
-    return traces
 
-
-def test_first_steps_are_traced_once(monkeypatch):
+def test_first_steps_are_traced_once(count_traces):
     # Adam's slots and the metrics' variables are made before the first
     # trace; otherwise tf.function traces the step that makes them twice.
     model, x, y = _classifier()
-    train, test = (
-        _count(monkeypatch, "train_step"),
-        _count(monkeypatch, "test_step"),
-    )
+    train, test = count_traces("train_step"), count_traces("test_step")
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     history = model.fit(data, epochs=2, verbose=0)
     assert len(train) == 1
@@ -70,24 +66,14 @@ def _fit_generator(model, x, y):
 def test_generators_train_as_in_keras(monkeypatch):
     # A generator cannot be rewound, so no batch is taken out to build: it
     # trains on exactly the steps plain Keras trains on.
-    from tf_adapters.training.backbone_model import BackboneModel
-    from tf_adapters.training.multi_worker import MultiWorkerFitMixin
-
     model, x, y = _classifier()
     ours = _fit_generator(model, x, y)
-    monkeypatch.setattr(
-        BackboneModel,
-        "_maybe_symbolic_build",
-        MultiWorkerFitMixin._maybe_symbolic_build,
-    )
+    _plain_keras_build(monkeypatch)
     model, x, y = _classifier()
     assert ours == _fit_generator(model, x, y) > 0
 
 
 def test_empty_data_behaves_as_in_keras(monkeypatch):
-    from tf_adapters.training.backbone_model import BackboneModel
-    from tf_adapters.training.multi_worker import MultiWorkerFitMixin
-
     def outcome(model, x):
         empty = tf.data.Dataset.from_tensor_slices((x, np.zeros(8, "int32")))
         try:
@@ -98,10 +84,6 @@ def test_empty_data_behaves_as_in_keras(monkeypatch):
 
     model, x, _ = _classifier()
     ours = outcome(model, x)
-    monkeypatch.setattr(
-        BackboneModel,
-        "_maybe_symbolic_build",
-        MultiWorkerFitMixin._maybe_symbolic_build,
-    )
+    _plain_keras_build(monkeypatch)
     model, x, _ = _classifier()
     assert ours == outcome(model, x)

@@ -67,7 +67,8 @@ def unmerge_adapter(model):
     state = _require_state(backbone)
     for name, entry in state.adapters.items():
         if entry.merged:
-            quantized = _quantized(adapter_layers(backbone, name))
+            layers = adapter_layers(backbone, name)
+            quantized = _quantized(layers)
             if quantized:
                 raise ValueError(
                     f"Adapter {name!r} was merged and the base quantized "
@@ -75,7 +76,7 @@ def unmerge_adapter(model):
                     "integer kernels now and cannot be taken back out. "
                     "Reload the float base to get it without the adapter."
                 )
-            for layer in adapter_layers(backbone, name):
+            for layer in layers:
                 layer.unmerge()
             entry.merged = False
     _refresh(backbone, task)
