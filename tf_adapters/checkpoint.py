@@ -11,14 +11,16 @@ import os
 
 import numpy as np
 
+from tf_adapters.compat.class_swap import base_class_of
 from tf_adapters.core.atomic import atomic_directory
-from tf_adapters.injection.adapted_model import get_state
-from tf_adapters.injection.api import _install
-from tf_adapters.injection.api import _refresh
-from tf_adapters.injection.api import adapter_config
-from tf_adapters.injection.api import adapter_variables
-from tf_adapters.injection.api import split_model
-from tf_adapters.injection.api import trainable_layer_variables
+from tf_adapters.injection.adapted_model import adapt_classes
+from tf_adapters.injection.lifecycle import adapter_config
+from tf_adapters.injection.lifecycle import adapter_variables
+from tf_adapters.injection.lifecycle import install
+from tf_adapters.injection.lifecycle import refresh
+from tf_adapters.injection.lifecycle import split_model
+from tf_adapters.injection.lifecycle import trainable_layer_variables
+from tf_adapters.injection.state import get_state
 from tf_adapters.methods.registry import config_from_dict
 from tf_adapters.methods.registry import planner_for
 
@@ -124,13 +126,14 @@ def load_adapter(model, path, name=None, activate=True):
     variables = dict(plan.variables())
     variables.update(trainable_layer_variables(model, config.trainable_layers))
     _check_against(path, arrays, variables, base)
-    _install(backbone, task, plan)
+    adapt_classes(backbone, task)
+    install(backbone, plan)
     for key, var in variables.items():
         var.assign(arrays[key].astype(var.dtype))
     state = get_state(backbone)
     if activate or state.active is None:
         state.active = name
-    _refresh(backbone, task)
+    refresh(backbone, task)
     return model
 
 
@@ -220,7 +223,7 @@ def _checkpoint_variables(backbone, task, name, config):
 
 
 def _describe_base(backbone):
-    cls = getattr(type(backbone), "_tfa_base_class", type(backbone))
+    cls = base_class_of(backbone)
     config = backbone.get_config()
     keep = {
         k: v

@@ -5,7 +5,7 @@ import tiny_models
 
 import tf_adapters as tfa
 from tf_adapters.core.adapter_layer import AdapterLayer
-from tf_adapters.injection.api import adapter_layers
+from tf_adapters.injection.lifecycle import adapter_layers
 
 FAMILIES = list(tiny_models.BACKBONES)
 IDENTITY_METHODS = ["lora", "houlsby", "pfeiffer", "parallel", "ia3"]

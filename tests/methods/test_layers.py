@@ -86,6 +86,8 @@ def test_parallel_bottleneck_layer(tmp_path):
 def test_parallel_bottleneck_reads_a_wider_tapped_input():
     import numpy as np
 
+    from tf_adapters.core.forward_scope import forward_scope
+    from tf_adapters.core.forward_scope import receive
     from tf_adapters.methods.bottleneck import InputTap
 
     first = keras.layers.Dense(7)
@@ -93,10 +95,26 @@ def test_parallel_bottleneck_reads_a_wider_tapped_input():
     tap = InputTap(first, "t", target=layer)
     x = np.ones((2, 4), "float32")
     hidden = np.ones((2, 7), "float32")
-    tap(x)  # hands x (width 4) to the adapter
-    out = layer(hidden)  # the projection reads width 7
+    with forward_scope():  # what the decoder layer's call opens
+        tap(x)  # hands x (width 4) to the adapter
+        out = layer(hidden)  # the projection reads width 7
+        assert receive(layer.handoff_key) is None  # taken, not left behind
     assert tuple(out.shape) == (2, 5)
     assert tuple(layer.block.down.kernel.shape) == (4, 3)
+
+
+def test_input_tap_outside_a_forward_scope_leaves_nothing_behind():
+    import numpy as np
+
+    from tf_adapters.core.forward_scope import forward_scope
+    from tf_adapters.core.forward_scope import receive
+    from tf_adapters.methods.bottleneck import InputTap
+
+    layer = ParallelBottleneckLayer(keras.layers.Dense(4), "t", 3, input_dim=4)
+    tap = InputTap(keras.layers.Dense(7), "t", target=layer)
+    tap(np.ones((2, 4), "float32"))  # no decoder call around it
+    with forward_scope():
+        assert receive(layer.handoff_key) is None
 
 
 def test_prompt_embedding_config_round_trip_and_keras_file(tmp_path):

@@ -38,7 +38,7 @@ def test_sharing_divides_parameters_by_the_number_of_layers(method):
     tfa.add_adapter(shared_model, config, name="s")
     tfa.add_adapter(plain_model, unshared, name="s")
     assert _params(plain_model) == 3 * _params(shared_model)
-    from tf_adapters.injection.api import adapter_variables
+    from tf_adapters.injection.lifecycle import adapter_variables
 
     keys = adapter_variables(shared_model, "s")
     assert all(k.startswith("transformer_layer_0/") for k in keys)

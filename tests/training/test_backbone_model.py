@@ -24,14 +24,9 @@ def _classifier():
 
 def _plain_keras_build(monkeypatch):
     """Gives the task models Keras's own build step back."""
-    from tf_adapters.training.backbone_model import BackboneModel
-    from tf_adapters.training.multi_worker import MultiWorkerFitMixin
+    from tf_adapters.compat.trainer import SingleTraceBuildMixin
 
-    monkeypatch.setattr(
-        BackboneModel,
-        "_maybe_symbolic_build",
-        MultiWorkerFitMixin._maybe_symbolic_build,
-    )
+    monkeypatch.delattr(SingleTraceBuildMixin, "_maybe_symbolic_build")
 
 
 def test_first_steps_are_traced_once(count_traces):

@@ -2,7 +2,9 @@
 
 import keras
 
-from tf_adapters.injection import routing
+from tf_adapters.compat.layers import direct_sublayers
+from tf_adapters.compat.layers import own_variables
+from tf_adapters.core import routing
 
 
 def adapter_dtype_policy(base_layer):
@@ -26,6 +28,10 @@ class AdapterLayer(keras.layers.Layer):
         adapter_name: str. The name of the adapter this layer belongs to.
         **kwargs: Base layer keyword arguments such as `name` and `dtype`.
     """
+
+    # Whether its calls hand tensors to another adapter layer through the
+    # forward scope of the enclosing decoder layer (`core.forward_scope`).
+    needs_forward_scope = False
 
     def __init__(
         self, base_layer, adapter_name, hoisted_activation=None, **kwargs
@@ -106,11 +112,9 @@ class AdapterLayer(keras.layers.Layer):
         found = {}
 
         def visit(layer, prefix):
-            for v in (
-                layer._trainable_variables + layer._non_trainable_variables
-            ):
+            for v in own_variables(layer):
                 found[prefix + v.name] = v
-            for child in layer._layers:
+            for child in direct_sublayers(layer):
                 if child is not self.base_layer:
                     visit(child, f"{prefix}{child.name}/")
 

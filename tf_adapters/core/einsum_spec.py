@@ -51,10 +51,10 @@ class EinsumSpec:
         spec = cls(
             lhs, kernel, output, tuple(int(d) for d in layer.kernel.shape)
         )
-        spec._validate(layer.name)
+        spec.validate(layer.name)
         return spec
 
-    def _validate(self, layer_name):
+    def validate(self, layer_name):
         for letter in self.kernel:
             if letter in self.input and letter in self.output:
                 raise ValueError(

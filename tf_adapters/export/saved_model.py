@@ -16,41 +16,12 @@ import keras
 import keras_hub
 import tensorflow as tf
 
+from tf_adapters.compat.export import new_export_archive
+from tf_adapters.core.routing import route_by_example
 from tf_adapters.export.causal_lm_endpoints import SPECS
 from tf_adapters.export.causal_lm_endpoints import TEXT_ENDPOINTS
 from tf_adapters.export.causal_lm_endpoints import causal_lm_endpoints
-from tf_adapters.injection.adapted_model import get_state
-from tf_adapters.injection.routing import route_by_example
-
-
-def new_export_archive():
-    """A Keras `ExportArchive` that stores each variable once.
-
-    On the TensorFlow backend, Keras 3.15 writes every weight twice: once as
-    the tracked `keras.Variable` and once as the raw `tf.Variable` that the
-    endpoints capture (keras-team/keras#23553), doubling the export's size
-    and the memory TF Serving needs. This archive tracks the raw
-    `tf.Variable`s themselves, so the checkpoint holds each one once and the
-    signatures (also in TF1-style loaders: TF Serving, `saved_model_cli`)
-    restore exactly the variables they use. (`keras.export.ExportArchive()`
-    returns a backend class, so the fix is applied to the instance.)
-    """
-    archive = keras.export.ExportArchive()
-    collect = archive._filter_and_track_resources
-
-    def collect_once():
-        collect()
-        trackable = archive._tf_trackable
-        for attr in (
-            "variables",
-            "trainable_variables",
-            "non_trainable_variables",
-        ):
-            raw = [getattr(v, "_value", v) for v in getattr(trackable, attr)]
-            setattr(trackable, attr, raw)
-
-    archive._filter_and_track_resources = collect_once
-    return archive
+from tf_adapters.injection.state import get_state
 
 
 def next_version(model_dir):

@@ -7,51 +7,21 @@ loaded. When a prompt-tuning adapter is active it prepends the virtual tokens
 itself and strips their positions from its output.
 """
 
-import dataclasses
-
 import keras_hub
 from keras import ops
 
-from tf_adapters.injection.class_swap import mixed_class
-
-STATE_ATTR = "_tfa_state"
-STATE_FORMAT_VERSION = 1
-
-
-@dataclasses.dataclass
-class AdapterEntry:
-    config: object
-    merged: bool = False
-
-
-@dataclasses.dataclass
-class AdapterState:
-    """The adapters on one backbone, in the order they were added."""
-
-    adapters: dict = dataclasses.field(default_factory=dict)
-    active: str | None = None
-    enabled: bool = True
-
-    def to_config(self):
-        return {
-            "format_version": STATE_FORMAT_VERSION,
-            "adapters": [
-                {"name": n, "config": e.config.to_dict(), "merged": e.merged}
-                for n, e in self.adapters.items()
-            ],
-            "active": self.active,
-            "enabled": self.enabled,
-        }
-
-
-def get_state(backbone):
-    return backbone.__dict__.get(STATE_ATTR)
+from tf_adapters.compat.class_swap import mixed_class
+from tf_adapters.compat.class_swap import swap_in
+from tf_adapters.compat.class_swap import swap_out
+from tf_adapters.injection.lifecycle import restore_adapters
+from tf_adapters.injection.state import get_state
+from tf_adapters.methods.prompt_tuning.prompt_embedding import PROMPT_ATTR
 
 
 def active_prompt(backbone):
     """The enabled `PromptEmbedding` on the token embedding, if any."""
     embedding = getattr(backbone, "token_embedding", None)
-    prompt = getattr(embedding, "tfa_prompt", None)
+    prompt = getattr(embedding, PROMPT_ATTR, None)
     if prompt is not None and prompt.adapter_enabled:
         return prompt
     return None
@@ -97,8 +67,6 @@ class AdaptedBackbone:
         saved = config.pop("tf_adapters", None)
         backbone = super().from_config(config)
         if saved:
-            from tf_adapters.injection.api import restore_adapters
-
             restore_adapters(backbone, saved)
         return backbone
 
@@ -131,6 +99,20 @@ class AdaptedCausalLM:
         outputs = super().generate_step(inputs, stop_token_ids=stop_token_ids)
         n = prompt.num_virtual_tokens
         return {key: value[:, n:] for key, value in outputs.items()}
+
+
+def adapt_classes(backbone, task):
+    """Gives the backbone (and a causal LM task) their adapted classes."""
+    swap_in(backbone, AdaptedBackbone, register=True)
+    if isinstance(task, keras_hub.models.CausalLM):
+        swap_in(task, AdaptedCausalLM, register=True)
+
+
+def unadapt_classes(backbone, task):
+    """Gives the backbone (and task) back their keras-hub classes."""
+    swap_out(backbone, AdaptedBackbone)
+    if task is not None:
+        swap_out(task, AdaptedCausalLM)
 
 
 def register_keras_hub_classes():

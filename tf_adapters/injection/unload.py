@@ -2,23 +2,15 @@
 
 import contextlib
 
-from tf_adapters.injection.adapted_model import STATE_ATTR
-from tf_adapters.injection.adapted_model import AdaptedBackbone
-from tf_adapters.injection.adapted_model import AdaptedCausalLM
-from tf_adapters.injection.adapted_model import get_state
-from tf_adapters.injection.api import _refresh
-from tf_adapters.injection.api import _require_state
-from tf_adapters.injection.api import adapter_layers
-from tf_adapters.injection.api import reset_compiled_functions
-from tf_adapters.injection.api import split_model
-from tf_adapters.injection.class_swap import swap_out
-from tf_adapters.injection.layer_paths import iter_slots
-from tf_adapters.injection.tracking import remove_child
-from tf_adapters.injection.tracking import replace_child
-from tf_adapters.methods.prompt_tuning.prompt_embedding import PromptEmbedding
-from tf_adapters.methods.prompt_tuning.prompt_embedding import (
-    PromptTuningEmbeddingMixin,
-)
+from tf_adapters.injection.adapted_model import unadapt_classes
+from tf_adapters.injection.lifecycle import adapter_layers
+from tf_adapters.injection.lifecycle import drop_compiled_functions
+from tf_adapters.injection.lifecycle import refresh
+from tf_adapters.injection.lifecycle import remove_adapter_layers
+from tf_adapters.injection.lifecycle import split_model
+from tf_adapters.injection.state import clear_state
+from tf_adapters.injection.state import get_state
+from tf_adapters.injection.state import require_state
 
 
 def merge_adapter(model):
@@ -30,7 +22,7 @@ def merge_adapter(model):
         ValueError: if no adapter is active or the active one cannot merge.
     """
     backbone, task = split_model(model)
-    state = _require_state(backbone)
+    state = require_state(backbone)
     if state.active is None or not state.enabled:
         raise ValueError("No adapter is active; nothing to merge.")
     entry = state.adapters[state.active]
@@ -58,13 +50,13 @@ def merge_adapter(model):
     for layer in layers:
         layer.merge()
     entry.merged = True
-    _refresh(backbone, task)
+    refresh(backbone, task)
 
 
 def unmerge_adapter(model):
     """Takes merged adapter updates back out of the base kernels."""
     backbone, task = split_model(model)
-    state = _require_state(backbone)
+    state = require_state(backbone)
     for name, entry in state.adapters.items():
         if entry.merged:
             layers = adapter_layers(backbone, name)
@@ -79,7 +71,7 @@ def unmerge_adapter(model):
             for layer in layers:
                 layer.unmerge()
             entry.merged = False
-    _refresh(backbone, task)
+    refresh(backbone, task)
 
 
 @contextlib.contextmanager
@@ -120,7 +112,7 @@ def temporarily_merged(model):
         for layer in layers:
             layer.merged = False
         state.adapters[active].merged = False
-        _refresh(backbone, task)
+        refresh(backbone, task)
 
 
 def merge_and_unload(model):
@@ -141,40 +133,17 @@ def merge_and_unload(model):
     'GPT2Backbone'
     """
     backbone, task = split_model(model)
-    state = _require_state(backbone)
+    state = require_state(backbone)
     if state.active is not None and state.enabled:
         merge_adapter(model)
     for name in list(state.adapters):
         remove_adapter_layers(backbone, name)
-    object.__delattr__(backbone, STATE_ATTR)
-    swap_out(backbone, AdaptedBackbone)
-    if task is not None:
-        swap_out(task, AdaptedCausalLM)
+    clear_state(backbone)
+    unadapt_classes(backbone, task)
     for var in model.weights:
         var.trainable = True
-    reset_compiled_functions(model)
-    if task is not None:
-        reset_compiled_functions(backbone)
+    drop_compiled_functions(backbone, task)
     return model
-
-
-def remove_adapter_layers(backbone, name):
-    """Takes every layer of adapter `name` out, restoring what it wrapped."""
-    for slot in list(iter_slots(backbone)):
-        if isinstance(slot.layer, PromptEmbedding):
-            if slot.layer.adapter_name == name:
-                remove_child(slot.parent, "tfa_prompt")
-                swap_out(slot.parent, PromptTuningEmbeddingMixin)
-            continue
-        holder, attr = slot.parent, slot.attr
-        for wrapper in slot.wrappers():
-            if wrapper.adapter_name == name:
-                wrapper.detach()
-                replace_child(holder, attr, wrapper, wrapper.base_layer)
-            else:
-                holder, attr = wrapper, "base_layer"
-    if get_state(backbone) is not None:
-        reset_compiled_functions(backbone)
 
 
 def _mergeable(layer):

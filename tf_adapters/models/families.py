@@ -63,3 +63,9 @@ def family_of(backbone):
         if cls.__name__ in FAMILIES:
             return FAMILIES[cls.__name__]
     return None
+
+
+def family_default(backbone, pick):
+    """`pick(family)` for the backbone's family, or `None` without one."""
+    family = family_of(backbone)
+    return None if family is None else pick(family)

@@ -20,6 +20,7 @@ import os
 
 import keras_hub
 
+from tf_adapters.compat.layers import walk_layers
 from tf_adapters.core.atomic import atomic_directory
 from tf_adapters.models.gguf import llama_classes  # noqa: F401 (registers)
 
@@ -159,7 +160,7 @@ def _fix_hf_llama_epsilon(model, preset):
     eps = config.get("rms_norm_eps")
     if eps is None:
         return
-    for layer in model.backbone._flatten_layers():
+    for layer in walk_layers(model.backbone):
         if hasattr(layer, "epsilon") and type(layer).__name__.endswith(
             ("LayerNorm", "LayerNormalization")
         ):

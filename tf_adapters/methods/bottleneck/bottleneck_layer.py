@@ -1,9 +1,10 @@
 import keras
 from keras import ops
 
+from tf_adapters.compat.layers import set_untracked
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
-from tf_adapters.injection.routing import apply_gate
+from tf_adapters.core.routing import apply_gate
 
 
 class BottleneckBlock(keras.layers.Layer):
@@ -117,7 +118,7 @@ class BottleneckLayer(AdapterLayer):
         self.layer_norm = layer_norm
         self.scaling = scaling
         # Not tracked as a sublayer: the owner lives in its own slot.
-        object.__setattr__(self, "shared", shared)
+        set_untracked(self, "shared", shared)
 
     def build(self, input_shape=None):
         self._build_base(input_shape)

@@ -1,8 +1,11 @@
 import keras
 from keras import ops
 
+from tf_adapters.compat.layers import set_untracked
 from tf_adapters.core.adapter_layer import AdapterLayer
-from tf_adapters.injection.routing import apply_gate
+from tf_adapters.core.forward_scope import hand_over
+from tf_adapters.core.forward_scope import receive
+from tf_adapters.core.routing import apply_gate
 from tf_adapters.methods.bottleneck.bottleneck_layer import BottleneckLayer
 
 
@@ -12,8 +15,9 @@ class ParallelBottleneckLayer(BottleneckLayer):
 
     Wraps the block's output projection and adds `s·block(x_in)` to its
     output, where `x_in` is the feed-forward *input*. An `InputTap` on the
-    block's first projection hands `x_in` over within the same call; used
-    alone (no tap), the layer reads its own input, which makes it a plain
+    block's first projection hands `x_in` over through the forward scope of
+    the decoder layer's call (`tf_adapters.core.forward_scope`); used alone
+    (no tap), the layer reads its own input, which makes it a plain
     parallel adapter around one projection.
 
     Args:
@@ -37,22 +41,21 @@ class ParallelBottleneckLayer(BottleneckLayer):
     def __init__(self, base_layer, adapter_name, *args, input_dim=None, **kw):
         super().__init__(base_layer, adapter_name, *args, **kw)
         self.input_dim = input_dim
-        # Set by the paired `InputTap` during the same forward pass; kept out
-        # of Keras tracking on purpose (it is a tensor, not state).
-        object.__setattr__(self, "_tapped", None)
 
     def _block_input_dim(self, hidden_dim):
         if self.input_dim is None:
             self.input_dim = hidden_dim
         return self.input_dim
 
-    def receive(self, x):
-        object.__setattr__(self, "_tapped", x)
+    @property
+    def handoff_key(self):
+        """The key its `InputTap` hands the block input over under."""
+        return id(self)
 
     def adapter_call(self, inputs, training=None, gate=None):
         outputs = self.base_layer(inputs, training=training)
-        x = self._tapped if self._tapped is not None else inputs
-        object.__setattr__(self, "_tapped", None)
+        x = receive(self.handoff_key)
+        x = inputs if x is None else x
         delta = self.block(ops.cast(x, outputs.dtype))
         delta = ops.cast(self.scaling, outputs.dtype) * delta
         return outputs + apply_gate(gate, delta)
@@ -64,7 +67,8 @@ class ParallelBottleneckLayer(BottleneckLayer):
 
 
 class InputTap(AdapterLayer):
-    """Passes its input through a layer unchanged and hands it to `target`.
+    """Passes its input through a layer unchanged and hands it to `target`
+    through the current forward scope (the decoder layer's call).
 
     Args:
         base_layer: the feed-forward block's first projection.
@@ -72,14 +76,16 @@ class InputTap(AdapterLayer):
         target: `ParallelBottleneckLayer` that consumes the tapped input.
     """
 
+    needs_forward_scope = True
+
     def __init__(self, base_layer, adapter_name, target, **kwargs):
         super().__init__(base_layer, adapter_name, **kwargs)
         # Not tracked: the target is owned by its own slot in the model.
-        object.__setattr__(self, "target", target)
+        set_untracked(self, "target", target)
 
     def build(self, input_shape=None):
         self.built = True
 
     def adapter_call(self, inputs, training=None, gate=None):
-        self.target.receive(inputs)
+        hand_over(self.target.handoff_key, inputs)
         return self.base_layer(inputs, training=training)

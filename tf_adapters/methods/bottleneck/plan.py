@@ -1,14 +1,15 @@
 import math
 
 from tf_adapters.core.einsum_spec import EinsumSpec
-from tf_adapters.injection.plan import AdapterPlan
-from tf_adapters.injection.plan import projection_slots
-from tf_adapters.injection.plan import role_of
+from tf_adapters.core.plan import AdapterPlan
+from tf_adapters.core.plan import projection_slots
+from tf_adapters.core.plan import role_of
 from tf_adapters.methods.bottleneck.bottleneck_layer import BottleneckLayer
 from tf_adapters.methods.bottleneck.parallel_layer import InputTap
 from tf_adapters.methods.bottleneck.parallel_layer import (
     ParallelBottleneckLayer,
 )
+from tf_adapters.models.families import family_default
 from tf_adapters.models.families import family_of
 
 
@@ -18,7 +19,9 @@ def plan_bottleneck(backbone, config, name):
         config.target_layers,
         config.exclude,
         "target_layers",
-        default=lambda family: family.bottleneck_targets(config.variant),
+        default=family_default(
+            backbone, lambda family: family.bottleneck_targets(config.variant)
+        ),
     )
     plan = AdapterPlan(name, config)
     owners = {}
@@ -50,6 +53,7 @@ def plan_bottleneck(backbone, config, name):
         tap = InputTap(source.layer, name, target=layer)
         tap.build()
         plan.wraps += [(slot, layer), (source, tap)]
+        plan.scopes.append(slot.parent)
     return plan
 
 
@@ -68,7 +72,11 @@ def _parallel_input_slot(backbone, config, output_slot):
     candidates = projection_slots(
         backbone, [pattern], None, "parallel_input_layer"
     )
-    found = [s for s in candidates if s.path.rsplit("/", 1)[0] == block]
+    found = [
+        s
+        for s in candidates
+        if s.path.rsplit("/", 1)[0] == block and s.parent is output_slot.parent
+    ]
     if len(found) != 1:
         raise ValueError(
             f"`parallel_input_layer`={pattern!r} must match exactly one layer "

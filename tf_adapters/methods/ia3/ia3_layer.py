@@ -3,7 +3,7 @@ from keras import ops
 
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
-from tf_adapters.injection.routing import apply_gate
+from tf_adapters.core.routing import apply_gate
 
 
 @keras.saving.register_keras_serializable(package="tf_adapters")

@@ -1,7 +1,8 @@
-from tf_adapters.injection.layer_paths import matches
-from tf_adapters.injection.plan import AdapterPlan
-from tf_adapters.injection.plan import projection_slots
+from tf_adapters.core.layer_paths import matches
+from tf_adapters.core.plan import AdapterPlan
+from tf_adapters.core.plan import projection_slots
 from tf_adapters.methods.ia3.ia3_layer import IA3Layer
+from tf_adapters.models.families import family_default
 from tf_adapters.models.families import family_of
 
 
@@ -11,7 +12,7 @@ def plan_ia3(backbone, config, name):
         config.target_layers,
         config.exclude,
         "target_layers",
-        default=lambda family: family.ia3,
+        default=family_default(backbone, lambda family: family.ia3),
     )
     feedforward = config.feedforward_layers
     if feedforward is None:

@@ -1,9 +1,10 @@
 import keras
 from keras import ops
 
+from tf_adapters.compat.layers import set_untracked
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
-from tf_adapters.injection.routing import apply_gate
+from tf_adapters.core.routing import apply_gate
 
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
@@ -50,7 +51,7 @@ class LoraLayer(AdapterLayer):
         self.alpha = alpha
         self.dropout = dropout
         # Not tracked as a sublayer: the owner lives in its own slot.
-        object.__setattr__(self, "shared", shared)
+        set_untracked(self, "shared", shared)
 
     @property
     def mergeable(self):

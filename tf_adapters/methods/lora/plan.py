@@ -1,7 +1,8 @@
-from tf_adapters.injection.plan import AdapterPlan
-from tf_adapters.injection.plan import projection_slots
-from tf_adapters.injection.plan import role_of
+from tf_adapters.core.plan import AdapterPlan
+from tf_adapters.core.plan import projection_slots
+from tf_adapters.core.plan import role_of
 from tf_adapters.methods.lora.lora_layer import LoraLayer
+from tf_adapters.models.families import family_default
 
 
 def plan_lora(backbone, config, name):
@@ -10,7 +11,7 @@ def plan_lora(backbone, config, name):
         config.target_layers,
         config.exclude,
         "target_layers",
-        default=lambda family: family.lora,
+        default=family_default(backbone, lambda family: family.lora),
     )
     plan = AdapterPlan(name, config)
     owners = {}

@@ -2,8 +2,9 @@ import keras
 import numpy as np
 
 from tf_adapters.core.adapter_layer import adapter_dtype_policy
-from tf_adapters.injection.layer_paths import iter_slots
-from tf_adapters.injection.plan import AdapterPlan
+from tf_adapters.core.layer_paths import iter_slots
+from tf_adapters.core.plan import AdapterPlan
+from tf_adapters.methods.prompt_tuning.prompt_embedding import PROMPT_ATTR
 from tf_adapters.methods.prompt_tuning.prompt_embedding import PromptEmbedding
 
 
@@ -14,7 +15,7 @@ def plan_prompt_tuning(backbone, config, name):
             f"{type(backbone).__name__} has no `token_embedding` Embedding "
             "layer; prompt tuning needs one."
         )
-    existing = getattr(embedding, "tfa_prompt", None)
+    existing = getattr(embedding, PROMPT_ATTR, None)
     if existing is not None:
         raise ValueError(
             "The model already has a prompt-tuning adapter "

@@ -1,6 +1,14 @@
 import keras
 from keras import ops
 
+from tf_adapters.compat.class_swap import swap_in
+from tf_adapters.compat.class_swap import swap_out
+from tf_adapters.compat.tracking import remove_sublayer
+from tf_adapters.compat.tracking import set_sublayer
+
+# The attribute of the token embedding that holds the attached table.
+PROMPT_ATTR = "tfa_prompt"
+
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
 class PromptEmbedding(keras.layers.Layer):
@@ -53,6 +61,17 @@ class PromptEmbedding(keras.layers.Layer):
     def adapter_variables(self):
         return {"prompt_embeddings": self.prompt_embeddings}
 
+    def attach_to(self, embedding):
+        """Makes `embedding` (the model's token embedding) look ids at or
+        past its vocabulary size up in this table."""
+        swap_in(embedding, PromptTuningEmbeddingMixin)
+        set_sublayer(embedding, PROMPT_ATTR, self)
+
+    def detach_from(self, embedding):
+        """Undoes `attach_to`."""
+        remove_sublayer(embedding, PROMPT_ATTR)
+        swap_out(embedding, PromptTuningEmbeddingMixin)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -70,12 +89,12 @@ class PromptEmbedding(keras.layers.Layer):
 
 class PromptTuningEmbeddingMixin:
     """Mixed into a model's token embedding: ids at or past the vocabulary
-    size look up the attached `PromptEmbedding` (`self.tfa_prompt`)."""
+    size look up the attached `PromptEmbedding` (`PROMPT_ATTR`)."""
 
     class_prefix = "PromptTuning"
 
     def call(self, inputs, *args, reverse=False, **kwargs):
-        prompt = getattr(self, "tfa_prompt", None)
+        prompt = getattr(self, PROMPT_ATTR, None)
         if reverse or prompt is None or not prompt.adapter_enabled:
             if reverse:
                 kwargs["reverse"] = reverse

@@ -71,21 +71,27 @@ def build_backbone(source, dtype="float32"):
     put(backbone.token_embedding.embeddings, w["token_embd.weight"])
     if not c["tie_word_embeddings"]:
         put(backbone.token_embedding.reverse_embeddings, w["output.weight"].T)
-    for i, layer in enumerate(backbone.transformer_layers):
-        attn = layer._self_attention_layer
-        # keras-hub variable ← GGUF tensor `blk.{i}.{name}.weight`, whose
-        # matrices are (out, in): transposed, then split into heads.
-        for variable, name, shape in [
-            (layer._self_attention_layernorm.scale, "attn_norm", None),
-            (layer._feedforward_layernorm.scale, "ffn_norm", None),
-            (attn._query_dense.kernel, "attn_q", (d, heads, head_dim)),
-            (attn._key_dense.kernel, "attn_k", (d, kv_heads, head_dim)),
-            (attn._value_dense.kernel, "attn_v", (d, kv_heads, head_dim)),
-            (attn._output_dense.kernel, "attn_output", (heads, head_dim, d)),
-            (layer._feedforward_gate_dense.kernel, "ffn_gate", (d, ffn)),
-            (layer._feedforward_intermediate_dense.kernel, "ffn_up", (d, ffn)),
-            (layer._feedforward_output_dense.kernel, "ffn_down", (ffn, d)),
+    # keras-hub variable (by its public path) ← GGUF tensor
+    # `blk.{i}.{name}.weight`, whose matrices are (out, in): transposed, then
+    # split into heads.
+    variables = {v.path: v for v in backbone.weights}
+    for i in range(c["num_layers"]):
+        for path, name, shape in [
+            ("self_attention_layernorm/scale", "attn_norm", None),
+            ("feedforward_layernorm/scale", "ffn_norm", None),
+            ("self_attention/query/kernel", "attn_q", (d, heads, head_dim)),
+            ("self_attention/key/kernel", "attn_k", (d, kv_heads, head_dim)),
+            ("self_attention/value/kernel", "attn_v", (d, kv_heads, head_dim)),
+            (
+                "self_attention/attention_output/kernel",
+                "attn_output",
+                (heads, head_dim, d),
+            ),
+            ("feedforward_gate_dense/kernel", "ffn_gate", (d, ffn)),
+            ("feedforward_intermediate_dense/kernel", "ffn_up", (d, ffn)),
+            ("feedforward_output_dense/kernel", "ffn_down", (ffn, d)),
         ]:
+            variable = variables[f"transformer_layer_{i}/{path}"]
             value = w[f"blk.{i}.{name}.weight"]
             put(variable, value if shape is None else value.T.reshape(shape))
     put(backbone.layer_norm.scale, w["output_norm.weight"])

@@ -8,14 +8,14 @@ was. `apply()` then only swaps layers into their slots.
 import dataclasses
 import re
 
-from tf_adapters.injection.layer_paths import PROJECTIONS
-from tf_adapters.injection.layer_paths import describe_paths
-from tf_adapters.injection.layer_paths import iter_slots
-from tf_adapters.injection.layer_paths import matches
-from tf_adapters.injection.layer_paths import select
-from tf_adapters.injection.tracking import replace_child
-from tf_adapters.injection.tracking import set_child
-from tf_adapters.models.families import family_of
+from tf_adapters.compat.class_swap import swap_in
+from tf_adapters.compat.tracking import replace_sublayer
+from tf_adapters.core.forward_scope import ForwardScopeMixin
+from tf_adapters.core.layer_paths import PROJECTIONS
+from tf_adapters.core.layer_paths import describe_paths
+from tf_adapters.core.layer_paths import iter_slots
+from tf_adapters.core.layer_paths import matches
+from tf_adapters.core.layer_paths import select
 
 
 @dataclasses.dataclass
@@ -27,14 +27,18 @@ class AdapterPlan:
         config: `AdapterConfig`. Its config.
         wraps: list of `(Slot, AdapterLayer)`. Each layer wraps the slot's
             current occupant.
-        prompt: `(Slot, PromptEmbedding)` or `None`. A prompt table to attach
-            to the token embedding in that slot.
+        prompt: `(Slot, table)` or `None`. A prompt table to attach to the
+            token embedding in that slot (`table.attach_to(embedding)`).
+        scopes: list of layers (decoder blocks) whose calls must open a
+            forward scope, because adapter layers inside them hand tensors
+            to each other (`tf_adapters.core.forward_scope`).
     """
 
     name: str
     config: object
     wraps: list = dataclasses.field(default_factory=list)
     prompt: tuple | None = None
+    scopes: list = dataclasses.field(default_factory=list)
 
     def variables(self):
         """Adapter variables keyed as in adapter checkpoints.
@@ -56,17 +60,13 @@ class AdapterPlan:
 
     def apply(self):
         for slot, layer in self.wraps:
-            replace_child(slot.parent, slot.attr, slot.layer, layer)
+            replace_sublayer(slot.parent, slot.attr, slot.layer, layer)
             layer.attach()
         if self.prompt is not None:
-            from tf_adapters.injection.class_swap import swap_in
-            from tf_adapters.methods.prompt_tuning.prompt_embedding import (
-                PromptTuningEmbeddingMixin,
-            )
-
             slot, table = self.prompt
-            swap_in(slot.base, PromptTuningEmbeddingMixin)
-            set_child(slot.base, "tfa_prompt", table)
+            table.attach_to(slot.base)
+        for layer in self.scopes:
+            swap_in(layer, ForwardScopeMixin)
 
 
 def role_of(path):
@@ -79,22 +79,21 @@ def role_of(path):
 
 
 def projection_slots(backbone, patterns, exclude, field, default=None):
-    """Resolves `patterns` (or the family `default`) to projection slots.
+    """Resolves `patterns` (or `default`, the family's) to projection slots.
 
     Raises:
         ValueError: naming the pattern that matched nothing, with the
             available layer paths.
     """
     slots = [s for s in iter_slots(backbone) if isinstance(s.base, PROJECTIONS)]
-    family = family_of(backbone)
     if patterns is None:
-        if family is None or default is None:
+        if default is None:
             raise ValueError(
                 f"{type(backbone).__name__} has no default adapter targets; "
                 f"pass `{field}=[...]`. Available layers: "
                 f"{describe_paths(slots)}."
             )
-        patterns = list(default(family))
+        patterns = list(default)
     for pattern in patterns:
         if not any(matches(pattern, s.path) for s in slots):
             raise ValueError(

@@ -5,6 +5,7 @@ import re
 
 import keras
 
+from tf_adapters.compat.layers import direct_sublayers
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.adapter_layer import innermost
 
@@ -42,7 +43,7 @@ def iter_slots(root):
     seen = set()
 
     def visit(parent, prefix):
-        for child in parent._layers:
+        for child in direct_sublayers(parent):
             if id(child) in seen:
                 continue
             seen.add(id(child))

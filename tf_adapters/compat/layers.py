@@ -1,0 +1,71 @@
+"""A layer's sublayers and variables, and attributes Keras must not track.
+
+Keras 3 has no public way to list the sublayers a plain `Layer` tracks
+(`Model.layers` exists only on models), nor a layer's own variables without
+those of its sublayers (`Layer.weights` is recursive). Both live in private
+lists that `Layer.__setattr__` fills. Checked on Keras 3.8-3.16 (dev).
+"""
+
+
+def direct_sublayers(layer):
+    """The sublayers `layer` tracks directly, in creation order.
+
+    Relies on `Layer._layers` (Keras 3.0+, filled by the layer tracker).
+    Public alternative: `Model.layers`, for models only.
+    """
+    return list(layer._layers)
+
+
+def own_variables(layer, trainable_only=False):
+    """The variables created by `layer` itself, not by its sublayers
+    (with `trainable_only`, those created trainable).
+
+    Relies on `Layer._trainable_variables` and `_non_trainable_variables`
+    (Keras 3.0+). Public alternative: `layer.weights` minus every
+    sublayer's weights, which costs a walk of the whole subtree per call.
+    """
+    found = list(layer._trainable_variables)
+    if not trainable_only:
+        found += list(layer._non_trainable_variables)
+    return found
+
+
+def walk_layers(layer):
+    """`layer`'s sublayers at every depth (not `layer` itself), each once.
+
+    Built on `direct_sublayers`; Keras's own walk is the private
+    `Layer._flatten_layers`.
+    """
+    found, seen, stack = [], {id(layer)}, direct_sublayers(layer)[::-1]
+    while stack:
+        child = stack.pop()
+        if id(child) in seen:
+            continue
+        seen.add(id(child))
+        found.append(child)
+        stack += direct_sublayers(child)[::-1]
+    return found
+
+
+def set_untracked(obj, attr, value):
+    """Sets `obj.attr = value` without Keras tracking `value`.
+
+    `Layer.__setattr__` tracks layers and variables it is given (and refuses
+    new state once the layer is built); a reference to a layer owned
+    elsewhere (a shared adapter's owner) or plain bookkeeping must not be
+    tracked. Relies on `Layer.__setattr__` being the only tracking hook
+    (Keras 3.0+). Public alternative: none (Keras's `DotNotTrackScope` is
+    private too).
+    """
+    object.__setattr__(obj, attr, value)
+
+
+def get_untracked(obj, attr, default=None):
+    """Reads an attribute set by `set_untracked` on this very object (not
+    one inherited from its class)."""
+    return vars(obj).get(attr, default)
+
+
+def del_untracked(obj, attr):
+    """Removes an attribute set by `set_untracked`."""
+    object.__delattr__(obj, attr)

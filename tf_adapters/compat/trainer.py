@@ -1,0 +1,147 @@
+"""Keras's TensorFlow trainer: one trace of the first step, multi-worker
+`fit`, and dropping compiled functions.
+
+Everything here overrides or resets a private part of
+`keras/src/backend/tensorflow/trainer.py` and `keras/src/trainers/
+trainer.py`, checked on Keras 3.8-3.16 (dev).
+"""
+
+import keras
+import tensorflow as tf
+
+from tf_adapters.compat.versions import KERAS
+
+# Data Keras can read again from the start after a batch is taken out.
+_REWINDABLE = {"TFDatasetAdapter", "ArrayDataAdapter"}
+
+# Keras versions whose TensorFlow trainer cannot `fit` under
+# `MultiWorkerMirroredStrategy` (tensorflow/tensorflow#72388). A newer Keras
+# runs without the fix; tests/training/test_distribution.py shows whether it
+# still needs it (the run fails without it).
+NEEDS_MULTI_WORKER_FIX = KERAS[:2] <= (3, 15)
+
+
+def reset_compiled_functions(model):
+    """Makes `fit` / `evaluate` / `predict` / `generate` trace again.
+
+    Relies on Keras caching its compiled step functions in the public-looking
+    but undocumented attributes `train_function`, `test_function`,
+    `predict_function` (Keras 3.0+) and keras-hub's `generate_function`
+    (0.1+). Public alternative: `model.compile(...)` again, which also
+    resets the optimizer and metrics.
+    """
+    for attr in (
+        "train_function",
+        "test_function",
+        "predict_function",
+        "generate_function",
+    ):
+        if getattr(model, attr, None) is not None:
+            setattr(model, attr, None)
+
+
+def is_multi_worker(strategy):
+    """Whether `strategy` all-reduces across worker processes.
+
+    Relies on `extended._in_multi_worker_mode()` of
+    `MultiWorkerMirroredStrategy` (TF 2.4+). Public alternative: parse
+    `TF_CONFIG` ourselves.
+    """
+    extended = getattr(strategy, "extended", None)
+    return isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+
+
+class SingleTraceBuildMixin:
+    """`fit` / `evaluate` make the optimizer's and the metrics' variables
+    before the first step is traced, so that step is traced once, not twice
+    (tf.function traces again a step that made variables; tens of seconds
+    for a 135M model).
+
+    Keras builds them from one batch's shapes under a strategy only; with
+    none it defers to the first trace. This override of
+    `Trainer._maybe_symbolic_build` does the same with no strategy, calling
+    Keras's own `_symbolic_build`; it reads `_distribute_strategy` (set only
+    when the model was made in a strategy scope) and the epoch iterator's
+    `data_adapter`. Public alternative: `optimizer.build(...)` before `fit`,
+    which is not enough (the compiled metrics still force a second trace).
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is not None:
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        if iterator is not None:
+            adapter = type(getattr(iterator, "data_adapter", None)).__name__
+            if adapter not in _REWINDABLE:
+                return None  # a generator: no batch can be spared
+            for _, _, batches in iterator:  # `fit` rewinds it afterwards
+                try:
+                    data_batch = next(batches)
+                except (StopIteration, tf.errors.OutOfRangeError):
+                    return None  # no data: Keras says so in its own words
+                break
+        if data_batch is not None:
+            self._symbolic_build(data_batch=data_batch)
+        return None
+
+
+def _vector(logs):
+    return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+
+
+class MultiWorkerFitMixin:
+    """Lets Keras's `fit` / `evaluate` run under
+    `MultiWorkerMirroredStrategy` (tensorflow/tensorflow#72388).
+
+    Keras (checked up to 3.15) fails there for two reasons, both in
+    `keras/src/backend/tensorflow/trainer.py`:
+
+    1. `_maybe_symbolic_build` reduces the first distributed batch with
+       `strategy.reduce("MEAN", batch, axis=None)` to build the optimizer
+       and metrics. Collective all-reduce cannot reduce a dict of
+       `PerReplica` values, and the mean of token ids is meaningless
+       anyway: only shapes and dtypes matter. Fix: build from this worker's
+       first replica's batch (Keras's private `_symbolic_build`).
+    2. `reduce_per_replica(..., reduction="auto")` becomes
+       `strategy.reduce("MEAN", value, axis=0)` for multi-worker collective
+       strategies, and the step's logs are scalars: there is no axis 0.
+       Fix: the training and test steps return each log as a 1-element
+       vector, which that reduction averages into a scalar again.
+
+    Active only under a multi-worker strategy on a Keras that needs it
+    (`NEEDS_MULTI_WORKER_FIX`). Public alternative: none until the Keras
+    issue is fixed.
+    """
+
+    def _fix_multi_worker(self):
+        return NEEDS_MULTI_WORKER_FIX and is_multi_worker(
+            self.distribute_strategy
+        )
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if not self._fix_multi_worker() or iterator is None:
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        strategy = self.distribute_strategy
+        for _, _, it in iterator:
+            batch = next(it)
+            data_batch = tf.nest.map_structure(
+                lambda v: strategy.experimental_local_results(v)[0], batch
+            )
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        return _vector(logs) if self._fix_multi_worker() else logs
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        return _vector(logs) if self._fix_multi_worker() else logs
+
+
+class TrainerCompatModel(
+    MultiWorkerFitMixin, SingleTraceBuildMixin, keras.Model
+):
+    """`keras.Model` with both fixes above: the base of our task models."""
