@@ -18,7 +18,7 @@ from bench.timing import interleaved
 from bench.timing import paired_ratio
 from bench.timing import peak_rss_mb
 from bench.timing import summary
-from tf_adapters.training.language_model import LanguageModel
+from tf_adapters.tasks.language_model import LanguageModel
 
 METHODS = (
     "full",

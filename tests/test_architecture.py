@@ -15,6 +15,7 @@ LAYERS = [
     ["models"],
     ["methods"],
     ["injection"],
+    ["generation"],
     ["checkpoint", "saving", "summary"],
     ["data"],
     ["evaluation"],
@@ -22,8 +23,8 @@ LAYERS = [
     ["tasks"],
     ["export"],
     ["serving"],
-    ["<package>"],
     ["pipeline"],
+    ["<package>"],
     ["cli"],
 ]
 RANK = {room: i for i, rooms in enumerate(LAYERS) for room in rooms}
@@ -62,10 +63,18 @@ def _room(module):
 
 
 MODULES = _modules()
-GRAPH = {
-    module: {target for target, _ in _imports(tree) if target in MODULES}
-    for module, tree in MODULES.items()
-}
+
+
+def _targets(tree):
+    """Modules an import runs: `from pkg import mod` imports `pkg.mod`."""
+    found = set()
+    for target, names in _imports(tree):
+        subs = {f"{target}.{n}" for n in names} & set(MODULES)
+        found |= subs or ({target} & set(MODULES))
+    return found
+
+
+GRAPH = {module: _targets(tree) for module, tree in MODULES.items()}
 
 
 def find_cycle(graph):

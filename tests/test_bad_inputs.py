@@ -16,7 +16,7 @@ import tf_adapters as tfa
 from tf_adapters.cli.main import main
 from tf_adapters.data.classification import load_classification_records
 from tf_adapters.data.records import load_records
-from tf_adapters.training.finetune_config import FinetuneConfig
+from tf_adapters.pipeline.config import FinetuneConfig
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_fields_a_txt_file_cannot_supply(tmp_path):
 def test_long_texts_are_cut_counted_and_reported(tiny_preset, tmp_path):
     # The policy: the text is cut from its end, the template never; the
     # number of cut texts is in report.json.
-    from tf_adapters.training.finetune import run_finetune
+    from tf_adapters.pipeline.finetune import run_finetune
 
     rows = [
         {"text": " airplane" * (40 if i % 3 == 0 else 1), "label": "ab"[i % 2]}

@@ -1,5 +1,22 @@
 """tf_adapters: adapter fine-tuning for keras-hub language models.
 
+The public API, in the order of the article's pipeline:
+
+- Base model: `load_base` (the embedded SmolLM2-135M, a keras-hub preset,
+  a Hugging Face folder or a GGUF file).
+- Adapter configs: `LoraConfig`, `BottleneckConfig` (Houlsby, Pfeiffer,
+  parallel), `IA3Config`, `PromptTuningConfig`.
+- Adapters on a model: `add_adapter`, `set_active_adapter`,
+  `active_adapter`, `list_adapters`, `disable_adapters`,
+  `enable_adapters`, `delete_adapter`, `trainable_summary`.
+- Task models that `compile` / `fit` / `evaluate` train:
+  `LabelWordClassifier`, `LastTokenClassifier`, `LanguageModel`.
+- Merging: `merge_adapter`, `unmerge_adapter`, `merge_and_unload`.
+- Saving and serving: `save_adapter`, `load_adapter`, `save_model`,
+  `export_saved_model` (a versioned SavedModel for TF Serving).
+- The whole job: `FinetuneConfig`, `run_finetune` (what `tf-adapters
+  finetune` runs).
+
 Example:
 >>> import tf_adapters as tfa
 >>> cfg = tfa.LoraConfig(rank=8, alpha=16, target_layers=["query", "value"])
@@ -13,6 +30,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from tf_adapters.checkpoint import load_adapter  # noqa: E402
 from tf_adapters.checkpoint import save_adapter  # noqa: E402
+from tf_adapters.export.saved_model import export_saved_model  # noqa: E402
 from tf_adapters.injection.adapted_model import register_keras_hub_classes  # noqa: E402
 from tf_adapters.injection.api import active_adapter  # noqa: E402
 from tf_adapters.injection.api import add_adapter  # noqa: E402
@@ -28,17 +46,26 @@ from tf_adapters.methods.bottleneck import BottleneckConfig  # noqa: E402
 from tf_adapters.methods.ia3 import IA3Config  # noqa: E402
 from tf_adapters.methods.lora import LoraConfig  # noqa: E402
 from tf_adapters.methods.prompt_tuning import PromptTuningConfig  # noqa: E402
+from tf_adapters.models.loading import load_base  # noqa: E402
+from tf_adapters.pipeline import FinetuneConfig  # noqa: E402
+from tf_adapters.pipeline import run_finetune  # noqa: E402
 from tf_adapters.saving import save_model  # noqa: E402
 from tf_adapters.summary import trainable_summary  # noqa: E402
+from tf_adapters.tasks.label_word_classifier import LabelWordClassifier  # noqa: E402
+from tf_adapters.tasks.language_model import LanguageModel  # noqa: E402
+from tf_adapters.tasks.last_token_classifier import LastTokenClassifier  # noqa: E402
 
 __version__ = "0.1.0"
 
 register_keras_hub_classes()
 
 __all__ = [
-    "save_model",
     "BottleneckConfig",
+    "FinetuneConfig",
     "IA3Config",
+    "LabelWordClassifier",
+    "LanguageModel",
+    "LastTokenClassifier",
     "LoraConfig",
     "PromptTuningConfig",
     "active_adapter",
@@ -46,11 +73,15 @@ __all__ = [
     "delete_adapter",
     "disable_adapters",
     "enable_adapters",
+    "export_saved_model",
     "list_adapters",
     "load_adapter",
+    "load_base",
     "merge_adapter",
     "merge_and_unload",
+    "run_finetune",
     "save_adapter",
+    "save_model",
     "set_active_adapter",
     "trainable_summary",
     "unmerge_adapter",

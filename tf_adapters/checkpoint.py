@@ -33,11 +33,19 @@ FORMAT_VERSION = 1
 def save_adapter(model, path, name=None, overwrite=True):
     """Writes adapter `name` (default: the active one) to directory `path`.
 
+    The folder holds `adapter_config.json` (the adapter's config and the
+    base model's description) and `adapter_weights.npz`: the adapter's
+    variables (and those of its `trainable_layers`), never the base model.
+
     Args:
-        model: the adapted keras-hub model.
+        model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
+            The adapted model.
         path: str. Directory to write; replaced atomically.
         name: str. Which adapter. Defaults to the active adapter.
         overwrite: bool. Replace an existing checkpoint. Defaults to `True`.
+
+    Returns:
+        `None`.
 
     Example:
     >>> import tempfile, keras_hub, tf_adapters as tfa
@@ -96,6 +104,20 @@ def load_adapter(model, path, name=None, activate=True):
 
     Returns:
         The same model object, adapted.
+
+    Example:
+    >>> import os, tempfile, keras_hub, tf_adapters as tfa
+    >>> kwargs = dict(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> trained = tfa.add_adapter(
+    ...     keras_hub.models.GPT2Backbone(**kwargs), tfa.IA3Config(), "task")
+    >>> path = os.path.join(tempfile.mkdtemp(), "task")
+    >>> tfa.save_adapter(trained, path)
+    >>> fresh = keras_hub.models.GPT2Backbone(**kwargs)
+    >>> fresh = tfa.load_adapter(fresh, path, name="copy")
+    >>> tfa.list_adapters(fresh), tfa.active_adapter(fresh)
+    (['copy'], 'copy')
     """
     backbone, task = split_model(model)
     meta, arrays = read_checkpoint(path)

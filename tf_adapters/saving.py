@@ -12,8 +12,11 @@ def save_model(model, path):
     model or the new one, whole.
 
     Args:
-        model: `keras.Model` (adapted or not).
-        path: str ending in `.keras`.
+        model: `keras.Model`. The model to save, adapted or not.
+        path: str. The file to write; must end in `.keras`.
+
+    Returns:
+        `None`.
 
     Example:
     >>> import keras, tempfile, os

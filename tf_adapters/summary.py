@@ -24,8 +24,10 @@ class TrainableSummary:
 def trainable_summary(model, print_fn=print):
     """Counts trainable and total parameters and prints one line.
 
+    Each variable counts once, however many layers share it.
+
     Args:
-        model: any Keras model or layer.
+        model: `keras.Model` or `keras.layers.Layer`. What to count.
         print_fn: callable or `None`. Where the line goes. Defaults to `print`.
 
     Returns:
@@ -39,6 +41,8 @@ def trainable_summary(model, print_fn=print):
     >>> backbone = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2))
     >>> s = tfa.trainable_summary(backbone)
     trainable params: 64 || all params: 1,448 || trainable%: 4.4199
+    >>> s.trainable, s.total
+    (64, 1448)
     """
     seen, trainable, total = set(), 0, 0
     for var in model.weights:

@@ -6,7 +6,7 @@ import pytest
 
 from tf_adapters.cli.main import build_parser
 from tf_adapters.cli.main import main
-from tf_adapters.training.finetune_config import FinetuneConfig
+from tf_adapters.pipeline.config import FinetuneConfig
 
 
 def test_help_documents_every_option(capsys):
@@ -21,7 +21,7 @@ def test_help_documents_every_option(capsys):
 def test_flags_override_config_file(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(
-        "tf_adapters.training.finetune.run_finetune",
+        "tf_adapters.pipeline.run_finetune",
         lambda config: seen.__setitem__("config", config),
     )
     (tmp_path / "c.yaml").write_text("rank: 4\nsteps: 7\nmethod: ia3\n")

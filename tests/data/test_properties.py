@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import tf_adapters as tfa
 from tf_adapters.data.cleaning import clean_text
-from tf_adapters.training.finetune_config import FinetuneConfig
+from tf_adapters.pipeline.config import FinetuneConfig
 
 SETTINGS = dict(
     deadline=None,

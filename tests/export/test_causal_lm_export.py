@@ -9,8 +9,8 @@ import pytest
 import tiny_models
 
 import tf_adapters as tfa
-from tf_adapters.export.sampling import TensorSampler
 from tf_adapters.export.saved_model import export_saved_model
+from tf_adapters.generation.sampling import TensorSampler
 
 PROMPTS = [" airplane at", " the"]
 NEW = 5

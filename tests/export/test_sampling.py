@@ -2,8 +2,8 @@ import numpy as np
 import tensorflow as tf
 import tiny_models
 
-from tf_adapters.export.sampling import TensorSampler
-from tf_adapters.export.sampling import next_token
+from tf_adapters.generation.sampling import TensorSampler
+from tf_adapters.generation.sampling import next_token
 
 LOGITS = np.log(np.array([0.5, 0.25, 0.15, 0.1], "float32"))
 

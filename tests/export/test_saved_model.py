@@ -8,7 +8,7 @@ import tiny_models
 import tf_adapters as tfa
 from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.export.saved_model import next_version
-from tf_adapters.training.label_word_classifier import LabelWordClassifier
+from tf_adapters.tasks.label_word_classifier import LabelWordClassifier
 
 
 def _classifier(method=None):

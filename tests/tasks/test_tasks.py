@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
+from tf_adapters.pipeline.config import FinetuneConfig
+from tf_adapters.pipeline.evaluate import run_evaluate
+from tf_adapters.pipeline.finetune import run_finetune
 from tf_adapters.tasks import get_task
-from tf_adapters.training.evaluate import run_evaluate
-from tf_adapters.training.finetune import run_finetune
-from tf_adapters.training.finetune_config import FinetuneConfig
 
 WORDS = [" airplane", " at", " airport", " the", " air", " plane", " port"]
 

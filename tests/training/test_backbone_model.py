@@ -4,7 +4,7 @@ import tensorflow as tf
 import tiny_models
 
 import tf_adapters as tfa
-from tf_adapters.training.last_token_classifier import LastTokenClassifier
+from tf_adapters.tasks.last_token_classifier import LastTokenClassifier
 
 
 def _classifier():

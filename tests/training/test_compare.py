@@ -3,9 +3,9 @@ import os
 
 import pytest
 
-from tf_adapters.training.compare import run_compare
-from tf_adapters.training.compare import variants
-from tf_adapters.training.finetune_config import FinetuneConfig
+from tf_adapters.pipeline.compare import run_compare
+from tf_adapters.pipeline.compare import variants
+from tf_adapters.pipeline.config import FinetuneConfig
 
 
 def _labelled(tmp_path):

@@ -28,7 +28,7 @@ sys.path.insert(0, sys.argv[2])
 
 
 def config(strategy, output, **kwargs):
-    from tf_adapters.training.finetune_config import FinetuneConfig
+    from tf_adapters.pipeline.config import FinetuneConfig
 
     return FinetuneConfig(
         model=tmp + "/preset", data=tmp + "/d.jsonl", labels=["air", "plane"],
@@ -47,7 +47,7 @@ tf.config.set_logical_device_configuration(
 
 import keras, keras_hub, tiny_models
 import tf_adapters
-from tf_adapters.training.finetune import run_finetune
+from tf_adapters.pipeline.finetune import run_finetune
 
 lm = tiny_models.gpt2_causal_lm()
 backbone_config = lm.backbone.get_config()
@@ -65,12 +65,13 @@ open(tmp + "/d.jsonl", "w").write("\\n".join(json.dumps(r) for r in rows))
 
 # How far the base weights moved, measured when the adapter is saved.
 moved = {}
-save = tf_adapters.save_adapter
+from tf_adapters.pipeline import stages
+save = stages.save_adapter
 def save_and_measure(model, path, *args, **kwargs):
     now = {v.path: np.array(v) for v in model.backbone.weights}
     moved["base"] = max(float(np.max(np.abs(now[k] - base[k]))) for k in base)
     return save(model, path, *args, **kwargs)
-tf_adapters.save_adapter = save_and_measure
+stages.save_adapter = save_and_measure
 
 out = {}
 for strategy in ("default", "mirrored"):
@@ -89,7 +90,7 @@ os.environ["TF_CONFIG"] = json.dumps({
 
 import shutil
 import tf_adapters
-from tf_adapters.training import finetune
+from tf_adapters.pipeline import finetune
 
 if phase == "interrupt":
     # Both workers stop dead after step 6 (as if the job were preempted);
@@ -103,12 +104,13 @@ if phase == "interrupt":
 else:
     # Keep a copy of what each worker trained (a worker's own outputs go to
     # a scratch directory that is deleted).
-    save = tf_adapters.save_adapter
+    from tf_adapters.pipeline import stages
+    save = stages.save_adapter
     def save_and_copy(model, path, *args, **kwargs):
         result = save(model, path, *args, **kwargs)
         shutil.copytree(path, f"{tmp}/worker{index}_adapter")
         return result
-    tf_adapters.save_adapter = save_and_copy
+    stages.save_adapter = save_and_copy
 
 report = finetune.run_finetune(config(
     "multi_worker", f"{tmp}/multi_worker", resume=phase == "resume"))

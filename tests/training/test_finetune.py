@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 import tiny_models
 
-from tf_adapters.training.finetune import run_finetune
-from tf_adapters.training.finetune_config import FinetuneConfig
+from tf_adapters.pipeline.config import FinetuneConfig
+from tf_adapters.pipeline.finetune import run_finetune
 
 
 @pytest.fixture()

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import tf_adapters as tfa
+from tf_adapters.pipeline.config import FinetuneConfig
+from tf_adapters.pipeline.finetune import run_finetune
 from tf_adapters.training.checkpointing import NonFiniteLoss
-from tf_adapters.training.finetune import run_finetune
-from tf_adapters.training.finetune_config import FinetuneConfig
 
 
 def _data(tmp_path):
@@ -60,9 +60,9 @@ def _adapter_weights(path):
 
 KILLER = """
 import json, os, signal, sys
-from tf_adapters.training import finetune
-from tf_adapters.training.finetune import run_finetune
-from tf_adapters.training.finetune_config import FinetuneConfig
+from tf_adapters.pipeline import finetune
+from tf_adapters.pipeline.finetune import run_finetune
+from tf_adapters.pipeline.config import FinetuneConfig
 
 seen = []
 end = finetune.StepTimer.on_train_batch_end

@@ -9,9 +9,9 @@ import dataclasses
 import logging
 import sys
 
-from tf_adapters.training.compare import DEFAULT_METHODS
-from tf_adapters.training.compare import FULL_LEARNING_RATE
-from tf_adapters.training.finetune_config import FinetuneConfig
+from tf_adapters.pipeline import DEFAULT_METHODS
+from tf_adapters.pipeline import FULL_LEARNING_RATE
+from tf_adapters.pipeline import FinetuneConfig
 
 
 def _add_config_flags(parser, cls):
@@ -187,19 +187,19 @@ def main(argv=None):
     command = args.pop("command")
     try:
         if command == "finetune":
-            from tf_adapters.training.finetune import run_finetune
+            from tf_adapters.pipeline import run_finetune
 
             run_finetune(_finetune_config(args))
             return 0
         if command == "evaluate":
-            from tf_adapters.training.evaluate import run_evaluate
+            from tf_adapters.pipeline import run_evaluate
 
             adapter = args.pop("adapter", None)
             weights = args.pop("weights", None)
             run_evaluate(_finetune_config(args), adapter, weights)
             return 0
         if command == "compare":
-            from tf_adapters.training.compare import run_compare
+            from tf_adapters.pipeline import run_compare
 
             methods = args.pop("methods")
             output = args.pop("compare_output")
@@ -208,10 +208,14 @@ def main(argv=None):
             run_compare(_finetune_config(args), methods, output, full_lr, reuse)
             return 0
         if command == "generate":
-            return _generate(args)
+            from tf_adapters.pipeline import run_generate
+
+            return run_generate(args)
         if command == "export":
-            return _export(args)
-        from tf_adapters.cli.demo import run_demo
+            from tf_adapters.pipeline import run_export
+
+            return run_export(args)
+        from tf_adapters.pipeline import run_demo
 
         return 0 if run_demo(**args)["ok"] else 1
     except (
@@ -235,77 +239,6 @@ def _finetune_config(args):
         options.update(FinetuneConfig.from_file(config_path))
     options.update(args)
     return FinetuneConfig.from_dict(options, config_path or "flags")
-
-
-def _sampler(args):
-    import keras_hub
-
-    samplers = keras_hub.samplers
-    name, t = args["sampler"], args["temperature"]
-    if name == "greedy":
-        return samplers.GreedySampler()
-    if name == "beam":
-        return samplers.BeamSampler(num_beams=args["num_beams"])
-    seed = args["seed"]
-    if name == "top_k":
-        return samplers.TopKSampler(k=args["top_k"], temperature=t, seed=seed)
-    if name == "top_p":
-        return samplers.TopPSampler(p=args["top_p"], temperature=t, seed=seed)
-    return samplers.RandomSampler(temperature=t, seed=seed)
-
-
-def _generate(args):
-    import tf_adapters as tfa
-    from tf_adapters.data.encoding import tokenize
-    from tf_adapters.models.loading import load_base
-
-    if args["max_new_tokens"] < 1:
-        raise ValueError(
-            "--max-new-tokens must be >= 1. Received: "
-            f"{args['max_new_tokens']}."
-        )
-    model = load_base(args["model"])
-    if args.get("adapter"):
-        tfa.load_adapter(model, args["adapter"])
-    tokenizer = model.preprocessor.tokenizer
-    longest = max(len(ids) for ids in tokenize(tokenizer, args["prompts"]))
-    # Room for the start token the preprocessor may add.
-    max_length = longest + 1 + args["max_new_tokens"]
-    context = getattr(model.backbone, "max_sequence_length", None)
-    if context is not None and max_length > context:
-        raise ValueError(
-            f"The longest prompt ({longest} tokens) plus --max-new-tokens "
-            f"({args['max_new_tokens']}) exceeds the model's context of "
-            f"{context} tokens; shorten the prompt or ask for fewer tokens."
-        )
-    model.compile(sampler=_sampler(args))
-    for text in model.generate(args["prompts"], max_length=max_length):
-        print(text)
-        print("---")
-    return 0
-
-
-def _export(args):
-    import tf_adapters as tfa
-    from tf_adapters.export.saved_model import export_saved_model
-    from tf_adapters.models.loading import load_base
-
-    model = load_base(args["model"])
-    for adapter in args.get("adapter") or []:
-        tfa.load_adapter(model, adapter)
-    names = tfa.list_adapters(model)
-    path = export_saved_model(
-        model,
-        args["export_dir"],
-        args["name"],
-        version=args.get("version"),
-        merge=args["merge"],
-        max_prompt_length=args.get("max_prompt_length"),
-        text=args["text"],
-        adapters=names if len(names) > 1 else None,
-    )
-    print(f"SavedModel written to {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tf_adapters.data.encoding import pad_rows
-from tf_adapters.export.causal_lm_endpoints import causal_lm_endpoints
+from tf_adapters.generation.causal_lm_endpoints import causal_lm_endpoints
 
 
 def generate_continuations(causal_lm, prompt_ids, max_new_tokens, batch_size):

@@ -18,9 +18,9 @@ import tensorflow as tf
 
 from tf_adapters.compat.export import new_export_archive
 from tf_adapters.core.routing import route_by_example
-from tf_adapters.export.causal_lm_endpoints import SPECS
-from tf_adapters.export.causal_lm_endpoints import TEXT_ENDPOINTS
-from tf_adapters.export.causal_lm_endpoints import causal_lm_endpoints
+from tf_adapters.generation.causal_lm_endpoints import SPECS
+from tf_adapters.generation.causal_lm_endpoints import TEXT_ENDPOINTS
+from tf_adapters.generation.causal_lm_endpoints import causal_lm_endpoints
 from tf_adapters.injection.state import get_state
 
 
@@ -107,11 +107,24 @@ def export_saved_model(
             it is, with its active adapter).
 
     Returns:
-        The path of the new version folder.
+        str. The path of the new version folder,
+        `export_dir/name/<version>`.
+
+    Example:
+    >>> import os, tempfile, keras_hub, tf_adapters as tfa
+    >>> backbone = keras_hub.models.GPT2Backbone(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> backbone = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2))
+    >>> classifier = tfa.LastTokenClassifier(backbone, num_classes=2)
+    >>> path = tfa.export_saved_model(
+    ...     classifier, tempfile.mkdtemp(), name="sentiment")
+    >>> os.path.basename(path)
+    '1'
     """
     from tf_adapters.injection.unload import temporarily_merged
-    from tf_adapters.training.label_word_classifier import LabelWordClassifier
-    from tf_adapters.training.last_token_classifier import LastTokenClassifier
+    from tf_adapters.tasks.label_word_classifier import LabelWordClassifier
+    from tf_adapters.tasks.last_token_classifier import LastTokenClassifier
 
     if isinstance(model, (LabelWordClassifier, LastTokenClassifier)):
         adapted, endpoints = model.backbone, _classifier_endpoints(model)

@@ -22,8 +22,9 @@ def add_adapter(model, config, name="default", activate=True):
 
     Args:
         model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
-        config: `LoraConfig`, `BottleneckConfig`, `IA3Config` or
-            `PromptTuningConfig`.
+            The model to adapt, in place.
+        config: `tfa.LoraConfig`, `tfa.BottleneckConfig`, `tfa.IA3Config`
+            or `tfa.PromptTuningConfig`. Which adapter, and where.
         name: str. The adapter's name. Defaults to `"default"`.
         activate: bool. Make the new adapter the active one. Defaults to
             `True`.
@@ -69,6 +70,17 @@ def add_adapter(model, config, name="default", activate=True):
 def set_active_adapter(model, name):
     """Makes `name` the adapter used in calls and training.
 
+    Also turns adapters back on after `disable_adapters`. Switching is
+    refused while an adapter is merged (`unmerge_adapter` it first).
+
+    Args:
+        model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
+            A model adapted with `add_adapter` or `load_adapter`.
+        name: str. One of `list_adapters(model)`.
+
+    Returns:
+        `None`; the model changes in place.
+
     Example:
     >>> import keras_hub, tf_adapters as tfa
     >>> backbone = keras_hub.models.GPT2Backbone(
@@ -91,7 +103,28 @@ def set_active_adapter(model, name):
 
 
 def disable_adapters(model):
-    """Turns every adapter off: calls give exactly the base model's output."""
+    """Turns every adapter off: calls give exactly the base model's output.
+
+    The adapters stay in the model; `enable_adapters` turns the active one
+    back on. Refused while an adapter is merged.
+
+    Args:
+        model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
+            An adapted model.
+
+    Returns:
+        `None`; the model changes in place.
+
+    Example:
+    >>> import keras_hub, tf_adapters as tfa
+    >>> backbone = keras_hub.models.GPT2Backbone(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> backbone = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2))
+    >>> tfa.disable_adapters(backbone)
+    >>> tfa.active_adapter(backbone) is None
+    True
+    """
     backbone, task = split_model(model)
     state = require_state(backbone)
     state.check_nothing_merged("disable adapters")
@@ -100,14 +133,57 @@ def disable_adapters(model):
 
 
 def enable_adapters(model):
-    """Turns the active adapter back on after `disable_adapters`."""
+    """Turns the active adapter back on after `disable_adapters`.
+
+    Args:
+        model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
+            An adapted model.
+
+    Returns:
+        `None`; the model changes in place.
+
+    Example:
+    >>> import keras_hub, tf_adapters as tfa
+    >>> backbone = keras_hub.models.GPT2Backbone(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> backbone = tfa.add_adapter(
+    ...     backbone, tfa.LoraConfig(rank=2), name="task")
+    >>> tfa.disable_adapters(backbone)
+    >>> tfa.enable_adapters(backbone)
+    >>> tfa.active_adapter(backbone)
+    'task'
+    """
     backbone, task = split_model(model)
     require_state(backbone).enabled = True
     refresh(backbone, task)
 
 
 def delete_adapter(model, name):
-    """Removes an adapter's layers and weights from the model."""
+    """Removes an adapter's layers and weights from the model.
+
+    If it was the active adapter, the first remaining one becomes active.
+    A merged adapter must be unmerged first.
+
+    Args:
+        model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
+            An adapted model.
+        name: str. One of `list_adapters(model)`.
+
+    Returns:
+        `None`; the model changes in place.
+
+    Example:
+    >>> import keras_hub, tf_adapters as tfa
+    >>> backbone = keras_hub.models.GPT2Backbone(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> _ = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2), name="a")
+    >>> _ = tfa.add_adapter(backbone, tfa.IA3Config(), name="b")
+    >>> tfa.delete_adapter(backbone, "b")
+    >>> tfa.list_adapters(backbone), tfa.active_adapter(backbone)
+    (['a'], 'a')
+    """
     backbone, task = split_model(model)
     state = require_state(backbone)
     state.check_known(name)
@@ -124,13 +200,53 @@ def delete_adapter(model, name):
 
 
 def list_adapters(model):
-    """Names of the model's adapters, in the order they were added."""
+    """Names of the model's adapters, in the order they were added.
+
+    Args:
+        model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
+            Any model, adapted or not.
+
+    Returns:
+        list of str; empty for a model without adapters.
+
+    Example:
+    >>> import keras_hub, tf_adapters as tfa
+    >>> backbone = keras_hub.models.GPT2Backbone(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> tfa.list_adapters(backbone)
+    []
+    >>> _ = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2), name="a")
+    >>> _ = tfa.add_adapter(backbone, tfa.IA3Config(), name="b")
+    >>> tfa.list_adapters(backbone)
+    ['a', 'b']
+    """
     state = get_state(split_model(model)[0])
     return list(state.adapters) if state else []
 
 
 def active_adapter(model):
-    """The active adapter's name, or `None` (none, or all disabled)."""
+    """The name of the adapter that calls and training use.
+
+    Args:
+        model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
+            Any model, adapted or not.
+
+    Returns:
+        str, or `None` when the model has no adapter or adapters are
+        disabled.
+
+    Example:
+    >>> import keras_hub, tf_adapters as tfa
+    >>> backbone = keras_hub.models.GPT2Backbone(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> _ = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2), name="a")
+    >>> _ = tfa.add_adapter(
+    ...     backbone, tfa.IA3Config(), name="b", activate=False)
+    >>> tfa.active_adapter(backbone)
+    'a'
+    """
     state = get_state(split_model(model)[0])
     if state is None or not state.enabled:
         return None

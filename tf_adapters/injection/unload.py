@@ -16,10 +16,35 @@ from tf_adapters.injection.state import require_state
 def merge_adapter(model):
     """Folds the active adapter into the base kernels (LoRA, IA3).
 
-    Calls then cost what the base model costs; `unmerge_adapter` undoes it.
+    Calls then cost what the base model costs and give the same outputs;
+    `unmerge_adapter` undoes it. Adding, switching or disabling adapters is
+    refused while one is merged.
+
+    Args:
+        model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
+            A model whose active adapter is LoRA or IA3.
+
+    Returns:
+        `None`; the base kernels change in place.
 
     Raises:
         ValueError: if no adapter is active or the active one cannot merge.
+
+    Example:
+    >>> import numpy as np, keras_hub, tf_adapters as tfa
+    >>> backbone = keras_hub.models.GPT2Backbone(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> backbone = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2))
+    >>> rng = np.random.default_rng(0)
+    >>> for var in backbone.trainable_weights:  # as if trained
+    ...     _ = var.assign(rng.normal(0, 0.3, var.shape).astype("float32"))
+    >>> x = {"token_ids": np.ones((1, 4), "int32"),
+    ...      "padding_mask": np.ones((1, 4), "int32")}
+    >>> before = backbone(x)
+    >>> tfa.merge_adapter(backbone)
+    >>> bool(np.allclose(before, backbone(x), atol=1e-5))
+    True
     """
     backbone, task = split_model(model)
     state = require_state(backbone)
@@ -54,7 +79,40 @@ def merge_adapter(model):
 
 
 def unmerge_adapter(model):
-    """Takes merged adapter updates back out of the base kernels."""
+    """Takes merged adapter updates back out of the base kernels.
+
+    Undoes `merge_adapter` (up to float rounding); a model with nothing
+    merged is left as it is.
+
+    Args:
+        model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
+            An adapted model.
+
+    Returns:
+        `None`; the base kernels change in place.
+
+    Raises:
+        ValueError: if a merged adapter's base layers were quantized after
+            the merge.
+
+    Example:
+    >>> import numpy as np, keras_hub, tf_adapters as tfa
+    >>> backbone = keras_hub.models.GPT2Backbone(
+    ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
+    ...     intermediate_dim=16, max_sequence_length=32)
+    >>> x = {"token_ids": np.ones((1, 4), "int32"),
+    ...      "padding_mask": np.ones((1, 4), "int32")}
+    >>> base = backbone(x)
+    >>> backbone = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2))
+    >>> rng = np.random.default_rng(0)
+    >>> for var in backbone.trainable_weights:  # as if trained
+    ...     _ = var.assign(rng.normal(0, 0.3, var.shape).astype("float32"))
+    >>> tfa.merge_adapter(backbone)
+    >>> tfa.unmerge_adapter(backbone)
+    >>> tfa.disable_adapters(backbone)  # refused while merged
+    >>> bool(np.allclose(base, backbone(x), atol=1e-5))
+    True
+    """
     backbone, task = split_model(model)
     state = require_state(backbone)
     for name, entry in state.adapters.items():
@@ -121,6 +179,14 @@ def merge_and_unload(model):
     The result has no adapter layers and the base model's classes, runs at
     base speed, and has every weight trainable again. With adapters disabled
     (or none active) nothing is merged and the adapters are just removed.
+
+    Args:
+        model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
+            An adapted model; its active adapter (if enabled) must be LoRA
+            or IA3.
+
+    Returns:
+        The same model object, with the base model's class and no adapters.
 
     Example:
     >>> import numpy as np, keras_hub, tf_adapters as tfa

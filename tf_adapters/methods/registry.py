@@ -1,4 +1,19 @@
-"""One registration per method: its config class and its planner."""
+"""One registration per method: its config class, its planner, and the
+names a run asks for it by (`"lora"`, `"houlsby"`, ...).
+
+The names and each config's fields and defaults are the one source the CLI
+(`--method`, `--adapter KEY=VALUE`), `FinetuneConfig` and `compare` read.
+
+Example:
+>>> from tf_adapters.methods import registry
+>>> registry.adapter_method_names()
+('lora', 'houlsby', 'pfeiffer', 'parallel', 'ia3', 'prompt_tuning')
+>>> cfg = registry.make_adapter_config("pfeiffer", {"bottleneck_size": 8})
+>>> (type(cfg).__name__, cfg.variant, cfg.bottleneck_size)
+('BottleneckConfig', 'pfeiffer', 8)
+"""
+
+import dataclasses
 
 from tf_adapters.methods.bottleneck.config import BottleneckConfig
 from tf_adapters.methods.bottleneck.plan import plan_bottleneck
@@ -9,12 +24,90 @@ from tf_adapters.methods.lora.plan import plan_lora
 from tf_adapters.methods.prompt_tuning.config import PromptTuningConfig
 from tf_adapters.methods.prompt_tuning.plan import plan_prompt_tuning
 
-METHODS = {
-    LoraConfig.method: (LoraConfig, plan_lora),
-    BottleneckConfig.method: (BottleneckConfig, plan_bottleneck),
-    IA3Config.method: (IA3Config, plan_ia3),
-    PromptTuningConfig.method: (PromptTuningConfig, plan_prompt_tuning),
-}
+# config.method → (config class, planner)
+METHODS = {}
+# A name a run asks for → (config class, the options that name fixes)
+SHORTCUTS = {}
+
+
+def register(config_cls, planner, shortcuts):
+    """Registers a method; every name may be registered once only."""
+    if config_cls.method in METHODS:
+        raise ValueError(f"Method {config_cls.method!r} is registered twice.")
+    for name in shortcuts:
+        if name in SHORTCUTS:
+            raise ValueError(f"Method name {name!r} is registered twice.")
+    METHODS[config_cls.method] = (config_cls, planner)
+    for name, fixed in shortcuts.items():
+        SHORTCUTS[name] = (config_cls, dict(fixed))
+
+
+register(LoraConfig, plan_lora, {"lora": {}})
+register(
+    BottleneckConfig,
+    plan_bottleneck,
+    {v: {"variant": v} for v in ("houlsby", "pfeiffer", "parallel")},
+)
+register(IA3Config, plan_ia3, {"ia3": {}})
+register(PromptTuningConfig, plan_prompt_tuning, {"prompt_tuning": {}})
+
+
+def adapter_method_names():
+    """The adapter methods a run can ask for, by name."""
+    return tuple(SHORTCUTS)
+
+
+def option_names(method):
+    """The options (config fields) a run of `method` may set."""
+    cls, fixed = SHORTCUTS[method]
+    return [f.name for f in dataclasses.fields(cls) if f.name not in fixed]
+
+
+def methods_with_option(option):
+    """The method names whose config has the field `option`."""
+    return [m for m in SHORTCUTS if option in option_names(m)]
+
+
+def all_option_names():
+    """Every option of any method, in registration order."""
+    names = []
+    for method in SHORTCUTS:
+        names += [n for n in option_names(method) if n not in names]
+    return names
+
+
+def option_default(option):
+    """`{config class name: default}` of `option`, for help texts."""
+    found = {}
+    for cls, _ in SHORTCUTS.values():
+        for field in dataclasses.fields(cls):
+            if field.name == option:
+                found[cls.__name__] = field.default
+    return found
+
+
+def make_adapter_config(method, options):
+    """The config of adapter method `method` with `options` set.
+
+    Raises:
+        ValueError: naming an option `method` does not have, or an unknown
+            method, with what is available.
+    """
+    if method not in SHORTCUTS:
+        raise ValueError(
+            f"Unknown adapter method {method!r}; expected one of "
+            f"{list(SHORTCUTS)}."
+        )
+    cls, fixed = SHORTCUTS[method]
+    allowed = option_names(method)
+    for key in options:
+        if key not in allowed:
+            raise ValueError(
+                f"`{key}` is not an option of method={method!r} "
+                f"({cls.__name__}: {allowed}); it works with "
+                f"{methods_with_option(key) or 'no method'}."
+            )
+    return cls(**options, **fixed)
 
 
 def config_from_dict(data):

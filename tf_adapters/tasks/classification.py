@@ -16,8 +16,8 @@ from tf_adapters.data.encoding import encode_templated
 from tf_adapters.data.encoding import tokenize
 from tf_adapters.evaluation.classification import classification_metrics
 from tf_adapters.tasks.base import Task
-from tf_adapters.training.label_word_classifier import LabelWordClassifier
-from tf_adapters.training.last_token_classifier import LastTokenClassifier
+from tf_adapters.tasks.label_word_classifier import LabelWordClassifier
+from tf_adapters.tasks.last_token_classifier import LastTokenClassifier
 
 SENTIMENT_TEMPLATE = (
     "<|im_start|>user\nReview: {text}\nIs the sentiment of this movie review "

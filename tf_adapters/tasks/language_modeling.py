@@ -9,7 +9,7 @@ from tf_adapters.data.streaming import StreamedData
 from tf_adapters.data.streaming import stream_lines
 from tf_adapters.evaluation.text import perplexity
 from tf_adapters.tasks.base import Task
-from tf_adapters.training.language_model import LanguageModel
+from tf_adapters.tasks.language_model import LanguageModel
 
 
 class CausalLMTask(Task):

@@ -15,7 +15,7 @@ from tf_adapters.evaluation import text as text_metrics
 from tf_adapters.evaluation.generation import generate_continuations
 from tf_adapters.evaluation.text import perplexity
 from tf_adapters.tasks.base import Task
-from tf_adapters.training.language_model import LanguageModel
+from tf_adapters.tasks.language_model import LanguageModel
 
 CHAT_TEMPLATE = "<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
 

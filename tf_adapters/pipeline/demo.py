@@ -13,6 +13,13 @@ import os
 
 import numpy as np
 
+from tf_adapters.checkpoint import load_adapter
+from tf_adapters.checkpoint import save_adapter
+from tf_adapters.injection.api import add_adapter
+from tf_adapters.injection.unload import merge_and_unload
+from tf_adapters.methods.lora import LoraConfig
+from tf_adapters.summary import trainable_summary
+
 log = logging.getLogger("tf_adapters.demo")
 
 
@@ -55,8 +62,6 @@ def _accuracy(model, x, y):
 def run_demo(output="runs/demo", epochs=6, rank=8, seed=0):
     import keras
 
-    import tf_adapters as tfa
-
     vocab, length = 128, 24
     rng = np.random.default_rng(seed)
     train_x, train_y = _dataset(_progressions(2048, length, vocab, rng))
@@ -64,7 +69,7 @@ def run_demo(output="runs/demo", epochs=6, rank=8, seed=0):
 
     model = _build(seed, vocab, length)
     base_acc = _accuracy(model, test_x, test_y)
-    config = tfa.LoraConfig(
+    config = LoraConfig(
         rank=rank,
         alpha=2 * rank,
         target_layers=[
@@ -75,8 +80,8 @@ def run_demo(output="runs/demo", epochs=6, rank=8, seed=0):
             "feedforward_output_dense",
         ],
     )
-    model = tfa.add_adapter(model, config, name="progressions")
-    summary = tfa.trainable_summary(model, print_fn=log.info)
+    model = add_adapter(model, config, name="progressions")
+    summary = trainable_summary(model, print_fn=log.info)
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -93,16 +98,16 @@ def run_demo(output="runs/demo", epochs=6, rank=8, seed=0):
     )
 
     adapter_dir = os.path.join(output, "adapter")
-    tfa.save_adapter(model, adapter_dir)
+    save_adapter(model, adapter_dir)
     size = sum(
         os.path.getsize(os.path.join(adapter_dir, f))
         for f in os.listdir(adapter_dir)
     )
     logits = model.predict(test_x, verbose=0)
 
-    fresh = tfa.load_adapter(_build(seed, vocab, length), adapter_dir)
+    fresh = load_adapter(_build(seed, vocab, length), adapter_dir)
     reload_diff = float(np.abs(fresh.predict(test_x, verbose=0) - logits).max())
-    plain = tfa.merge_and_unload(fresh)
+    plain = merge_and_unload(fresh)
     merge_diff = float(np.abs(plain.predict(test_x, verbose=0) - logits).max())
 
     report = {

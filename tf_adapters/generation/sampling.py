@@ -89,7 +89,7 @@ class TensorSampler(keras_hub.samplers.Sampler):
 
     Example:
     >>> import keras_hub, numpy as np
-    >>> from tf_adapters.export.sampling import TensorSampler
+    >>> from tf_adapters.generation.sampling import TensorSampler
     >>> lm = keras_hub.models.GPT2CausalLM(keras_hub.models.GPT2Backbone(
     ...     vocabulary_size=16, num_layers=1, num_heads=1, hidden_dim=4,
     ...     intermediate_dim=8, max_sequence_length=8))

@@ -25,7 +25,49 @@ def _field(default, help, **kwargs):
 
 @dataclasses.dataclass
 class FinetuneConfig:
-    """Options of `tf-adapters finetune` (see `tf-adapters finetune --help`)."""
+    """Options of one fine-tuning run: `tfa.run_finetune`'s input.
+
+    One field per flag of `tf-adapters finetune`; the flags' help
+    (`tf-adapters finetune --help`) documents every field, including those
+    not listed here (`rank`, `alpha`, `seed`, `strategy`, `resume`...).
+    Everything is validated when the config is made, and the task's
+    defaults (`data`, `template`) and `export_name` are filled in.
+    `FinetuneConfig.from_dict` builds one from a mapping, such as the one
+    `FinetuneConfig.from_file` reads from YAML or JSON.
+
+    Args:
+        model: str. Base model, as `tfa.load_base` takes it. Defaults to
+            `"embedded"`.
+        task: str. `"classification"`, `"causal_lm"`, `"prompt_response"`
+            or `"translation"`. Defaults to `"classification"`.
+        data: str. A built-in data set (`"sentiment"`, `"plots"`, `"qa"`),
+            a `.jsonl`/`.csv`/`.txt` file or `"tfds:NAME"`. Defaults to
+            `None` (the task's built-in data).
+        method: str. An adapter (`"lora"`, `"ia3"`, `"houlsby"`,
+            `"pfeiffer"`, `"parallel"`, `"prompt_tuning"`), `"full"` or
+            `"linear_probe"`. Defaults to `"lora"`.
+        steps: int. Training steps. Defaults to `48`.
+        batch_size: int. Global batch size. Defaults to `16`.
+        learning_rate: float. Adam learning rate. Defaults to `1e-3`.
+        sequence_length: int. Tokens per example. Defaults to `80`.
+        output: str. Folder for the adapter and `report.json`. Defaults to
+            `"runs/finetune"`.
+        export_dir: str. Where SavedModels go. Defaults to
+            `"saved_models"`.
+
+    Raises:
+        ValueError or TypeError: naming the first bad field and its value.
+
+    Example:
+    >>> import tf_adapters as tfa
+    >>> config = tfa.FinetuneConfig(method="ia3", steps=2)
+    >>> config.method, config.data
+    ('ia3', 'sentiment')
+    >>> tfa.FinetuneConfig(rank=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `rank` must be >= 1. Received: rank=0.
+    """
 
     model: str = _field(
         "embedded",

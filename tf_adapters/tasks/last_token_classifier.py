@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from tf_adapters.training.backbone_model import BackboneModel
+from tf_adapters.tasks.backbone_model import BackboneModel
 
 
 def last_token_states(backbone, inputs, training=None):
@@ -21,23 +21,29 @@ class LastTokenClassifier(BackboneModel):
     Face's sequence-classification heads for decoders do). The head is new
     and trains with the adapter (or alone: a linear probe).
 
+    Called on `{"token_ids", "padding_mask"}` (right-padded), it returns
+    float32 logits of shape `(batch, num_classes)`.
+
     Args:
-        backbone: `keras_hub.models.Backbone`.
-        num_classes: int.
-        **kwargs: `keras.Model` arguments.
+        backbone: `keras_hub.models.Backbone`. The backbone, adapted or not.
+        num_classes: int. Number of classes (the head's width).
+        **kwargs: `keras.Model` arguments such as `name`.
 
     Example:
-    >>> import numpy as np, keras_hub
-    >>> from tf_adapters.training.last_token_classifier import (
-    ...     LastTokenClassifier)
+    >>> import numpy as np, keras, keras_hub, tf_adapters as tfa
     >>> backbone = keras_hub.models.GPT2Backbone(
     ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
     ...     intermediate_dim=16, max_sequence_length=32)
-    >>> model = LastTokenClassifier(backbone, 3)
+    >>> backbone = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2))
+    >>> model = tfa.LastTokenClassifier(backbone, num_classes=3)
     >>> x = {"token_ids": np.ones((2, 6), "int32"),
     ...      "padding_mask": np.array([[1] * 6, [1] * 3 + [0] * 3])}
     >>> tuple(model(x).shape)
     (2, 3)
+    >>> model.compile(
+    ...     optimizer="adam",
+    ...     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> history = model.fit(x, np.array([0, 2]), verbose=0)
     """
 
     def __init__(self, backbone, num_classes, **kwargs):

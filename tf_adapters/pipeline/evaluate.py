@@ -7,7 +7,7 @@ import os
 import keras
 import numpy as np
 
-import tf_adapters as tfa
+from tf_adapters.checkpoint import load_adapter
 from tf_adapters.models.loading import load_base
 from tf_adapters.tasks import get_task
 
@@ -71,7 +71,7 @@ def run_evaluate(config, adapter=None, weights=None):
     model = load_base(config.model, sequence_length=config.sequence_length)
     task.prepare(model, splits, config)
     if adapter is not None:
-        tfa.load_adapter(model, adapter)
+        load_adapter(model, adapter)
     trainer = task.build_model(model, config)
     # Build every weight (e.g. a new head) before loading saved values.
     trainer({k: v[:1] for k, v in task.test.x.items()}, training=False)

@@ -17,8 +17,8 @@ import keras_hub
 import tensorflow as tf
 from keras import ops
 
-from tf_adapters.export.sampling import TensorSampler
-from tf_adapters.export.sampling import check_options
+from tf_adapters.generation.sampling import TensorSampler
+from tf_adapters.generation.sampling import check_options
 
 SPECS = {
     "token_ids": tf.TensorSpec([None, None], tf.int32, name="token_ids"),

@@ -1,8 +1,8 @@
 import keras
 from keras import ops
 
-from tf_adapters.training.backbone_model import BackboneModel
-from tf_adapters.training.last_token_classifier import last_token_states
+from tf_adapters.tasks.backbone_model import BackboneModel
+from tf_adapters.tasks.last_token_classifier import last_token_states
 
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
@@ -16,23 +16,31 @@ class LabelWordClassifier(BackboneModel):
     adapter (or full fine-tuning) it is fine-tuning with a 2-way (N-way)
     cross-entropy.
 
+    Called on `{"token_ids", "padding_mask"}` (right-padded), it returns
+    float32 logits of shape `(batch, len(label_token_ids))`.
+
     Args:
-        backbone: `keras_hub.models.Backbone` with a `token_embedding`.
-        label_token_ids: list of int. One token id per label.
-        **kwargs: `keras.Model` arguments.
+        backbone: `keras_hub.models.Backbone`. A backbone with a
+            `token_embedding` (tied or not), adapted or not.
+        label_token_ids: list of int. The first token id of each label's
+            word, in label order.
+        **kwargs: `keras.Model` arguments such as `name`.
 
     Example:
-    >>> import numpy as np, keras_hub
-    >>> from tf_adapters.training.label_word_classifier import (
-    ...     LabelWordClassifier)
+    >>> import numpy as np, keras, keras_hub, tf_adapters as tfa
     >>> backbone = keras_hub.models.GPT2Backbone(
     ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
     ...     intermediate_dim=16, max_sequence_length=32)
-    >>> model = LabelWordClassifier(backbone, [5, 9])
+    >>> backbone = tfa.add_adapter(backbone, tfa.LoraConfig(rank=2))
+    >>> model = tfa.LabelWordClassifier(backbone, label_token_ids=[5, 9])
     >>> x = {"token_ids": np.ones((2, 6), "int32"),
     ...      "padding_mask": np.array([[1] * 6, [1] * 3 + [0] * 3])}
     >>> tuple(model(x).shape)
     (2, 2)
+    >>> model.compile(
+    ...     optimizer="adam",
+    ...     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> history = model.fit(x, np.array([0, 1]), verbose=0)
     """
 
     def __init__(self, backbone, label_token_ids, **kwargs):

@@ -1,0 +1,41 @@
+"""The public API (issue 15): everything a user needs is in `help(tfa)`,
+and every exported function or class has a docstring with an example."""
+
+import inspect
+
+import tf_adapters as tfa
+
+PROMISED = {
+    "load_base",
+    "export_saved_model",
+    "LabelWordClassifier",
+    "LastTokenClassifier",
+    "LanguageModel",
+    "FinetuneConfig",
+    "run_finetune",
+    "add_adapter",
+    "load_adapter",
+    "save_adapter",
+    "merge_and_unload",
+}
+
+
+def test_promised_names_are_exported_at_the_top_level():
+    assert PROMISED <= set(tfa.__all__)
+    for name in tfa.__all__:
+        assert hasattr(tfa, name), name
+
+
+def test_every_exported_name_documents_an_example():
+    missing = [
+        name
+        for name in tfa.__all__
+        if ">>>" not in (inspect.getdoc(getattr(tfa, name)) or "")
+    ]
+    assert not missing, f"no runnable example in the docstring of {missing}"
+
+
+def test_help_lists_the_whole_api():
+    doc = tfa.__doc__
+    missing = [name for name in tfa.__all__ if f"`{name}`" not in doc]
+    assert not missing, missing

@@ -1,0 +1,25 @@
+"""The application layer: the article's pipeline as stages, and the jobs
+the `tf-adapters` command runs (finetune, evaluate, compare, generate,
+export, demo). The CLI depends on this package only."""
+
+from tf_adapters.pipeline.compare import DEFAULT_METHODS
+from tf_adapters.pipeline.compare import FULL_LEARNING_RATE
+from tf_adapters.pipeline.compare import run_compare
+from tf_adapters.pipeline.config import FinetuneConfig
+from tf_adapters.pipeline.demo import run_demo
+from tf_adapters.pipeline.evaluate import run_evaluate
+from tf_adapters.pipeline.export import run_export
+from tf_adapters.pipeline.finetune import run_finetune
+from tf_adapters.pipeline.generate import run_generate
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "FULL_LEARNING_RATE",
+    "FinetuneConfig",
+    "run_compare",
+    "run_demo",
+    "run_evaluate",
+    "run_export",
+    "run_finetune",
+    "run_generate",
+]

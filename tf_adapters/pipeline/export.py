@@ -1,0 +1,27 @@
+"""`tf-adapters export`: a SavedModel for TF Serving from saved adapters."""
+
+from tf_adapters.checkpoint import load_adapter
+from tf_adapters.export.saved_model import export_saved_model
+from tf_adapters.injection.api import list_adapters
+from tf_adapters.models.loading import load_base
+
+
+def run_export(args):
+    """`tf-adapters export`: a base model and its adapters as a versioned
+    SavedModel (several adapters: one export that routes per example)."""
+    model = load_base(args["model"])
+    for adapter in args.get("adapter") or []:
+        load_adapter(model, adapter)
+    names = list_adapters(model)
+    path = export_saved_model(
+        model,
+        args["export_dir"],
+        args["name"],
+        version=args.get("version"),
+        merge=args["merge"],
+        max_prompt_length=args.get("max_prompt_length"),
+        text=args["text"],
+        adapters=names if len(names) > 1 else None,
+    )
+    print(f"SavedModel written to {path}")
+    return 0

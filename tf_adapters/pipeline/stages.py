@@ -1,0 +1,272 @@
+"""The article's pipeline as stages: load → prepare → adapt → train →
+evaluate → save / export → report.
+
+Each stage is a small function over a `Run` (what the stages before it
+made), testable alone; `run_finetune` calls them in order.
+"""
+
+import dataclasses
+import logging
+import os
+import shutil
+import sys
+import time
+
+import keras
+import numpy as np
+
+from tf_adapters.checkpoint import save_adapter
+from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.export.saved_model import export_saved_model
+from tf_adapters.injection.api import add_adapter
+from tf_adapters.models.loading import load_base
+from tf_adapters.pipeline.adapters import adapter_config
+from tf_adapters.summary import trainable_summary
+from tf_adapters.tasks import get_task
+from tf_adapters.training.checkpointing import NonFiniteLoss
+from tf_adapters.training.checkpointing import StopOnNonFinite
+from tf_adapters.training.checkpointing import TrainingCheckpoint
+from tf_adapters.training.checkpointing import checkpoint_interval
+from tf_adapters.training.checkpointing import load_train_state
+from tf_adapters.training.checkpointing import plan_epochs
+from tf_adapters.training.l2sp import apply_l2sp
+
+log = logging.getLogger("tf_adapters.finetune")
+
+
+@dataclasses.dataclass
+class Run:
+    """What the stages of one fine-tuning run have made so far."""
+
+    config: object
+    strategy: object
+    task: object = None
+    splits: dict = None
+    model: object = None
+    trainer: object = None
+    truncated: dict = None
+    base_metrics: dict = None
+    adapter_name: str | None = None
+    summary: object = None
+    timer: object = None
+    history: object = None
+    initial_epoch: int = 0
+    per_epoch: int = 0
+    train_seconds: float = 0.0
+    checkpoint: str | None = None
+    metrics: dict = None
+    saved_model: str | None = None
+
+    @property
+    def state_dir(self):
+        return os.path.join(self.config.output, "train_state")
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of each training step (the first includes compilation),
+    and the loss Keras reports after it (the epoch's running mean)."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter() - self.start)
+        loss = (logs or {}).get("loss")
+        self.losses.append(None if loss is None else float(loss))
+
+    def on_train_begin(self, logs=None):
+        self.times, self.losses = [], []
+
+
+def load(run):
+    """Base model: `config.model` with the task's sequence length."""
+    config = run.config
+    run.model = load_base(config.model, sequence_length=config.sequence_length)
+
+
+def prepare(run):
+    """Data: load, clean and split the task's records, then tokenize and
+    encode them for the model (`task.prepare`)."""
+    config = run.config
+    run.task = get_task(config.task)
+    records = run.task.load(config)
+    run.splits = run.task.split(records, config)
+    log.info(
+        "splits: train %d, validation %d, test %d",
+        *(len(run.splits[k]) for k in ("train", "validation", "test")),
+    )
+    run.truncated = run.task.prepare(run.model, run.splits, config)
+    log.info(
+        "texts cut to fit %d tokens: train %d, test %d",
+        config.sequence_length,
+        run.truncated["train"],
+        run.truncated["test"],
+    )
+
+
+def build_trainer(run):
+    """The task's Keras model around the base, every weight built."""
+    run.trainer = run.task.build_model(run.model, run.config)
+    # Build every weight (a new head too) so counts and saving see them.
+    sample = {k: v[:1] for k, v in run.task.test.x.items()}
+    run.trainer(sample, training=False)
+
+
+def evaluate_base(run):
+    """The frozen base on the test split (skipped if not asked for)."""
+    if not run.config.evaluate_base:
+        return
+    run.trainer.compile(
+        loss=run.task.loss(), jit_compile=run.config.jit_compile
+    )
+    log.info("evaluating the base model on the test split")
+    run.base_metrics = run.task.evaluate(run.trainer, run.model, run.config)
+
+
+def adapt(run):
+    """Chooses what trains: an adapter, every weight, or a head alone."""
+    config, model, trainer = run.config, run.model, run.trainer
+    if config.method == "full":
+        model.backbone.trainable = True
+        for var in trainer.weights:
+            var.trainable = True
+    elif config.method == "linear_probe":
+        model.backbone.trainable = False
+    else:
+        run.adapter_name = config.export_name
+        add_adapter(model, adapter_config(config), name=run.adapter_name)
+    run.summary = trainable_summary(trainer, print_fn=log.info)
+    if config.l2sp > 0:
+        count = apply_l2sp(trainer, config.l2sp)
+        log.info("L2-SP (λ=%g) on %d variables", config.l2sp, count)
+
+
+def compile_for_training(run, resume_from):
+    """Optimizer, loss and metrics; restores an interrupted run's state."""
+    config = run.config
+    # Compile after choosing what trains, so training sees it.
+    run.trainer.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=run.task.loss(),
+        weighted_metrics=run.task.compile_metrics(),
+        jit_compile=config.jit_compile,
+    )
+    if config.resume:
+        meta = load_train_state(run.trainer, resume_from, config)
+        run.initial_epoch = meta["epoch"]
+        log.info(
+            "resuming after step %d of %d", meta["steps_done"], config.steps
+        )
+
+
+def train(run):
+    """`fit` for `config.steps` steps, checkpointing the training state."""
+    config = run.config
+    every = checkpoint_interval(config.steps, config.checkpoint_every)
+    epochs, run.per_epoch = plan_epochs(config.steps, every)
+    guard = StopOnNonFinite(run.per_epoch)
+    saver = TrainingCheckpoint(
+        run.state_dir, run.per_epoch, epochs, config, guard
+    )
+    run.timer = StepTimer()
+    start = time.perf_counter()
+    run.history = run.trainer.fit(
+        training_data(run),
+        steps_per_epoch=run.per_epoch,
+        epochs=epochs,
+        initial_epoch=run.initial_epoch,
+        callbacks=[run.timer, guard, saver],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    run.train_seconds = time.perf_counter() - start
+    if guard.bad_step is not None:
+        raise_non_finite(run, guard, saver)
+
+
+def training_data(run):
+    """The batch stream: a function of the seed alone (`Encoded.dataset`),
+    so a resumed run sees the same batches after the interrupted one's, and
+    every strategy sees the same global batches."""
+    config = run.config
+    data = run.task.train.dataset(
+        config.batch_size,
+        shuffle_seed=config.seed,
+        repeat=True,
+        drop_remainder=config.strategy == "tpu",  # static shapes on TPUs
+    ).skip(run.initial_epoch * run.per_epoch)
+    if config.strategy != "default":
+        # Each global batch is split across the replicas.
+        data = run.strategy.experimental_distribute_dataset(data)
+    return data
+
+
+def raise_non_finite(run, guard, saver):
+    last = saver.last_saved_step or run.initial_epoch * run.per_epoch
+    kept = (
+        f"the last good checkpoint (after step {last}) is in {run.state_dir}"
+        if last
+        else "no checkpoint was written before it"
+    )
+    raise NonFiniteLoss(
+        f"The training loss became {guard.bad_loss} at step "
+        f"{guard.bad_step}; training stopped and {kept}. Lower "
+        "--learning-rate (or check the data) and run again; --resume "
+        "continues from the checkpoint with the same options."
+    )
+
+
+def save(run):
+    """Writes what trained: the adapter checkpoint (and a new head), or
+    the trained weights; then drops the training state."""
+    config = run.config
+    os.makedirs(config.output, exist_ok=True)
+    weights = os.path.join(config.output, "weights")
+    if run.adapter_name is not None:
+        run.checkpoint = os.path.join(config.output, "adapter")
+        save_adapter(run.model, run.checkpoint)
+        if getattr(run.trainer, "head", None) is not None:
+            # A new head trains with the adapter.
+            save_trained_weights(run.trainer, weights, head_only=True)
+    else:
+        run.checkpoint = save_trained_weights(
+            run.trainer, weights, head_only=config.method == "linear_probe"
+        )
+    # The trained weights are safe on disk: the training state is done.
+    shutil.rmtree(run.state_dir, ignore_errors=True)
+
+
+def save_trained_weights(trainer, path, head_only=False):
+    """Saves what full fine-tuning, a linear probe or a new head trained,
+    atomically: `backbone.weights.h5` (Keras's weights format, keyed by
+    attribute path, so a freshly built backbone loads it; the optimizer's
+    state is not included) unless `head_only`, plus `head.weights.npz` when
+    the model has a head."""
+    head = getattr(trainer, "head", None)
+    with atomic_directory(path) as tmp:
+        if not head_only:
+            trainer.backbone.save_weights(
+                os.path.join(tmp, "backbone.weights.h5")
+            )
+        if head is not None:
+            np.savez(
+                os.path.join(tmp, "head.weights.npz"),
+                **{v.name: np.asarray(v) for v in head.weights},
+            )
+    return path
+
+
+def evaluate(run):
+    """The adapted model on the same test split as the base."""
+    run.metrics = run.task.evaluate(run.trainer, run.model, run.config)
+
+
+def export(run):
+    """A versioned SavedModel for TF Serving (if asked for)."""
+    config = run.config
+    if config.export:
+        run.saved_model = export_saved_model(
+            run.task.export_model(run.trainer, run.model),
+            config.export_dir,
+            config.export_name,
+            merge=config.merge,
+        )
