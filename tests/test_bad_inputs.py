@@ -43,7 +43,24 @@ from tf_adapters.pipeline.config import FinetuneConfig
         (
             {"method": "ia3", "share_weights": True},
             ValueError,
-            r"`share_weights` works with",
+            r"`share_weights` is not an option of method='ia3'",
+        ),
+        (
+            {"adapter": {"dropuot": 0.1}},
+            ValueError,
+            r"`adapter`: unknown option\(s\) \['dropuot'\]",
+        ),
+        ({"adapter": {"dropout": 2.0}}, ValueError, r"`dropout` must be"),
+        ({"adapter": [1]}, TypeError, r"`adapter` must be dict"),
+        (
+            {"rank": 4, "adapter": {"rank": 8}},
+            ValueError,
+            r"`rank` is set twice",
+        ),
+        (
+            {"method": "full", "rank": 4},
+            ValueError,
+            r"\['rank'\] are adapter options; method='full' trains no",
         ),
     ],
 )

@@ -24,7 +24,7 @@ def test_flags_override_config_file(tmp_path, monkeypatch):
         "tf_adapters.pipeline.run_finetune",
         lambda config: seen.__setitem__("config", config),
     )
-    (tmp_path / "c.yaml").write_text("rank: 4\nsteps: 7\nmethod: ia3\n")
+    (tmp_path / "c.yaml").write_text("rank: 4\nsteps: 7\nmethod: lora\n")
     assert (
         main(
             [
@@ -42,7 +42,7 @@ def test_flags_override_config_file(tmp_path, monkeypatch):
         == 0
     )
     config = seen["config"]
-    assert (config.rank, config.steps, config.method) == (4, 9, "ia3")
+    assert (config.rank, config.steps, config.method) == (4, 9, "lora")
     assert config.export is False and config.labels == ["a", "b"]
 
     (tmp_path / "c.json").write_text(json.dumps({"learning_rate": 0.01}))

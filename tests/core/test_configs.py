@@ -21,8 +21,9 @@ def test_json_round_trip(config):
     assert config_from_dict(json.loads(text)) == config
 
 
-def test_lora_alpha_defaults_to_rank():
-    assert tfa.LoraConfig(rank=4).alpha == 4.0
+def test_lora_alpha_defaults_to_twice_the_rank():
+    assert tfa.LoraConfig(rank=4).alpha == 8.0
+    assert tfa.LoraConfig(rank=4).scale == 2.0
     assert tfa.LoraConfig(rank=4, alpha=16).scale == 4.0
 
 

@@ -14,28 +14,57 @@ from tf_adapters.pipeline import FULL_LEARNING_RATE
 from tf_adapters.pipeline import FinetuneConfig
 
 
-def _add_config_flags(parser, cls):
+def _base_type(annotation):
+    """`int` for `int | None`; the annotation itself otherwise."""
+    args = getattr(annotation, "__args__", ())
+    args = [a for a in args if a is not type(None)]
+    return args[0] if args else annotation
+
+
+def _add_config_flags(parser, cls, skip=()):
     parser.add_argument(
         "--config",
         help="YAML or JSON file of options (any flag below); flags given on "
         "the command line override it.",
     )
     for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
         flag = "--" + field.name.replace("_", "-")
         meta = dict(field.metadata)
         help_text = meta.pop("help", "")
         kwargs = {"default": argparse.SUPPRESS, "dest": field.name}
-        if field.type is bool:
+        kind = _base_type(field.type)
+        if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif kind is dict:
+            kwargs.update(action="append", type=_key_value, **meta)
         else:
-            kwargs["type"] = field.type if field.type in (int, float) else str
+            kwargs["type"] = kind if kind in (int, float) else str
             kwargs.update(meta)
         default = field.default
         if isinstance(default, str) and "\n" in default:
             default = repr(default)
-        parser.add_argument(
-            flag, help=f"{help_text} (default: {default})", **kwargs
+        if default is not None or "Unset:" not in help_text:
+            help_text = f"{help_text} (default: {default})"
+        parser.add_argument(flag, help=help_text, **kwargs)
+
+
+def _key_value(text):
+    """`KEY=VALUE` → `(KEY, VALUE read as YAML)`."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE (e.g. dropout=0.1). Received: {text!r}."
         )
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the value is not valid YAML ({e})."
+        ) from None
 
 
 def build_parser():
@@ -69,7 +98,8 @@ def build_parser():
         help="`weights` folder of a full/linear_probe run, or of a linear "
         "head trained with an adapter.",
     )
-    _add_config_flags(evaluate, FinetuneConfig)
+    # A saved adapter carries its own options: `--adapter` names its folder.
+    _add_config_flags(evaluate, FinetuneConfig, skip=("adapter",))
 
     compare = sub.add_parser(
         "compare",
@@ -237,6 +267,12 @@ def _finetune_config(args):
     config_path = args.pop("config", None)
     if config_path:
         options.update(FinetuneConfig.from_file(config_path))
+    flags = args.pop("adapter", None)
+    if flags:
+        # `--adapter KEY=VALUE` flags win over the file's `adapter:` keys.
+        adapter = options.get("adapter")
+        merged = dict(adapter) if isinstance(adapter, dict) else {}
+        options["adapter"] = {**merged, **dict(flags)}
     options.update(args)
     return FinetuneConfig.from_dict(options, config_path or "flags")
 

@@ -17,21 +17,14 @@ import subprocess
 import sys
 
 from tf_adapters.core.atomic import atomic_write_text
+from tf_adapters.methods import registry
 from tf_adapters.pipeline.compare_report import write_outputs
 from tf_adapters.training.checkpointing import RESUMABLE
 
 log = logging.getLogger("tf_adapters.compare")
 
-DEFAULT_METHODS = (
-    "linear_probe",
-    "full",
-    "lora",
-    "houlsby",
-    "pfeiffer",
-    "parallel",
-    "ia3",
-    "prompt_tuning",
-)
+# Every registered adapter method, after the two baselines.
+DEFAULT_METHODS = ("linear_probe", "full", *registry.adapter_method_names())
 
 
 # Full fine-tuning moves every weight: it needs a far smaller learning rate
@@ -64,7 +57,7 @@ def variants(config, methods, full_learning_rate=FULL_LEARNING_RATE):
             if m in methods
         ]
     runs = [
-        (label, {"l2sp": 0.0, "share_weights": False, **overrides})
+        (label, {"l2sp": 0.0, "share_weights": None, **overrides})
         for label, overrides in runs
     ]
     for _, overrides in runs:
@@ -114,9 +107,10 @@ def run_compare(
     base_row = None
     for i, (label, overrides) in enumerate(runs):
         run_dir = os.path.join(output, label)
-        run_config = dataclasses.replace(
-            config,
-            **overrides,
+        changes = {k: v for k, v in overrides.items() if k != "method"}
+        run_config = config.for_method(
+            overrides["method"],
+            **changes,
             output=run_dir,
             export=False,
             evaluate_base=(i == base_run),

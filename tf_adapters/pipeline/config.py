@@ -11,16 +11,39 @@ from tf_adapters.core.validation import check_choice
 from tf_adapters.core.validation import check_field_types
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
+from tf_adapters.methods import registry
 
-ADAPTERS = ("lora", "ia3", "houlsby", "pfeiffer", "parallel", "prompt_tuning")
+ADAPTERS = registry.adapter_method_names()
 # `full`: every weight trains; `linear_probe`: only a linear head trains.
 METHODS = ADAPTERS + ("full", "linear_probe")
 TASKS = ("classification", "causal_lm", "prompt_response", "translation")
-SHAREABLE = ("lora", "houlsby", "pfeiffer", "parallel")
+# Adapter options with a flag of their own; `adapter` sets any option.
+SHORTCUTS = (
+    "rank",
+    "alpha",
+    "target_layers",
+    "bottleneck_size",
+    "num_virtual_tokens",
+    "share_weights",
+)
 
 
 def _field(default, help, **kwargs):
     return dataclasses.field(default=default, metadata={"help": help, **kwargs})
+
+
+def _option(name, help, **kwargs):
+    """A shortcut flag for adapter option `name`; unset (`None`) means the
+    adapter config's own default, which the help text shows."""
+    defaults = ", ".join(
+        f"{cls}: {default!r}"
+        for cls, default in registry.option_default(name).items()
+    )
+    return _field(
+        None,
+        f"{help} Unset: the adapter config's default ({defaults}).",
+        **kwargs,
+    )
 
 
 @dataclasses.dataclass
@@ -128,19 +151,34 @@ class FinetuneConfig:
         "(classification: a linear head on the frozen model).",
         choices=METHODS,
     )
-    rank: int = _field(8, "LoRA rank.")
-    alpha: float = _field(16.0, "LoRA alpha (update scaled by alpha/rank).")
-    target_layers: list | None = _field(
-        None,
-        "Layers to adapt (names or regexes); family default if unset.",
+    rank: int | None = _option("rank", "LoRA rank.")
+    alpha: float | None = _option(
+        "alpha", "LoRA alpha (update scaled by alpha/rank; None: 2 × rank)."
+    )
+    target_layers: list | None = _option(
+        "target_layers",
+        "Layers to adapt (names or regexes; None: the model family's).",
         nargs="+",
     )
-    bottleneck_size: int = _field(32, "Bottleneck adapter width.")
-    num_virtual_tokens: int = _field(16, "Prompt tuning: virtual tokens.")
-    share_weights: bool = _field(
-        False,
+    bottleneck_size: int | None = _option(
+        "bottleneck_size",
+        "Bottleneck adapter width (None: hidden size / reduction_factor).",
+    )
+    num_virtual_tokens: int | None = _option(
+        "num_virtual_tokens", "Prompt tuning: virtual tokens."
+    )
+    share_weights: bool | None = _option(
+        "share_weights",
         "Share one adapter's weights across all layers (LoRA, bottleneck): "
         "parameters divided by the number of layers.",
+    )
+    adapter: dict | None = _field(
+        None,
+        "Any option of the method's adapter config, as KEY=VALUE (repeat "
+        "the flag; VALUE is read as YAML: dropout=0.1, exclude=[key], "
+        "layer_norm=true). In a config file: a mapping `adapter:`. Options: "
+        f"{registry.all_option_names()}.",
+        metavar="KEY=VALUE",
     )
     l2sp: float = _field(
         0.0,
@@ -225,14 +263,8 @@ class FinetuneConfig:
                 "`stream` works with --task causal_lm (a .txt file); got "
                 f"task={self.task!r}."
             )
-        if self.share_weights and self.method not in SHAREABLE:
-            raise ValueError(
-                f"`share_weights` works with {list(SHAREABLE)}; "
-                f"method={self.method!r} has nothing to share."
-            )
-        for name in ("rank", "steps", "batch_size", "sequence_length"):
-            check_int(name, getattr(self, name), minimum=1)
-        for name in ("bottleneck_size", "num_virtual_tokens"):
+        self._check_adapter_options()
+        for name in ("steps", "batch_size", "sequence_length"):
             check_int(name, getattr(self, name), minimum=1)
         check_int("test_size", self.test_size, minimum=1)
         check_int("validation_size", self.validation_size, minimum=0)
@@ -245,7 +277,6 @@ class FinetuneConfig:
                 f"`steps` ({self.steps})."
             )
         self.l2sp = check_float("l2sp", self.l2sp, 0)
-        self.alpha = check_float("alpha", self.alpha, 0, strict_min=True)
         self.learning_rate = check_float(
             "learning_rate", self.learning_rate, 0, strict_min=True
         )
@@ -254,6 +285,85 @@ class FinetuneConfig:
                 "`template` must contain '{text}'. Received: "
                 f"template={self.template!r}."
             )
+
+    def _check_adapter_options(self):
+        if self.adapter is not None and not isinstance(self.adapter, dict):
+            raise TypeError(
+                "`adapter` must be a mapping of adapter option: value. "
+                f"Received: {self.adapter!r}."
+            )
+        known = registry.all_option_names()
+        unknown = sorted(set(self.adapter or {}) - set(known))
+        if unknown:
+            raise ValueError(
+                f"`adapter`: unknown option(s) {unknown}. Adapter options: "
+                f"{known}."
+            )
+        if self.method in ADAPTERS:
+            self.adapter_config()  # the config validates every option
+            return
+        given = sorted(self.adapter_options())
+        if given:
+            raise ValueError(
+                f"{given} are adapter options; method={self.method!r} trains "
+                "no adapter. Leave them unset."
+            )
+
+    def adapter_options(self):
+        """The adapter options this run sets: `adapter`, plus the shortcut
+        flags that are set."""
+        options = dict(self.adapter or {})
+        for name in SHORTCUTS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name in options and options[name] != value:
+                raise ValueError(
+                    f"`{name}` is set twice: {value!r} and, in `adapter`, "
+                    f"{options[name]!r}. Set it once."
+                )
+            options[name] = value
+        return options
+
+    def adapter_config(self):
+        """The adapter config this run adds (`None` for `full` and
+        `linear_probe`): the method's config with the options set here and
+        its own defaults for the rest.
+
+        Example:
+        >>> import tf_adapters as tfa
+        >>> config = tfa.FinetuneConfig(method="lora", rank=4,
+        ...                             adapter={"dropout": 0.1})
+        >>> lora = config.adapter_config()
+        >>> lora.rank, lora.alpha, lora.dropout
+        (4, 8.0, 0.1)
+        """
+        if self.method not in ADAPTERS:
+            return None
+        options = self.adapter_options()
+        if "seed" in registry.option_names(self.method):
+            options.setdefault("seed", self.seed)
+        return registry.make_adapter_config(self.method, options)
+
+    def for_method(self, method, **changes):
+        """This run's options for another `method` (what `compare` runs):
+        adapter options that `method` does not have are left unset."""
+        allowed = (
+            set(registry.option_names(method)) if method in ADAPTERS else set()
+        )
+        shortcuts = {
+            name: getattr(self, name) if name in allowed else None
+            for name in SHORTCUTS
+        }
+        adapter = {
+            k: v for k, v in (self.adapter or {}).items() if k in allowed
+        }
+        return dataclasses.replace(
+            self,
+            method=method,
+            adapter=adapter or None,
+            **{**shortcuts, **changes},
+        )
 
     @classmethod
     def from_dict(cls, data, source="config"):

@@ -130,7 +130,9 @@ def make_report(run, total_seconds):
         "model": config.model,
         "data": config.data,
         "method": config.method,
-        "share_weights": config.share_weights,
+        "share_weights": bool(
+            getattr(config.adapter_config(), "share_weights", False)
+        ),
         "l2sp": config.l2sp,
         "metric": run.task.metrics[0],
         "higher_is_better": run.task.higher_is_better,

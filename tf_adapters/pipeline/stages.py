@@ -20,7 +20,6 @@ from tf_adapters.core.atomic import atomic_directory
 from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.injection.api import add_adapter
 from tf_adapters.models.loading import load_base
-from tf_adapters.pipeline.adapters import adapter_config
 from tf_adapters.summary import trainable_summary
 from tf_adapters.tasks import get_task
 from tf_adapters.training.checkpointing import NonFiniteLoss
@@ -134,7 +133,7 @@ def adapt(run):
         model.backbone.trainable = False
     else:
         run.adapter_name = config.export_name
-        add_adapter(model, adapter_config(config), name=run.adapter_name)
+        add_adapter(model, config.adapter_config(), name=run.adapter_name)
     run.summary = trainable_summary(trainer, print_fn=log.info)
     if config.l2sp > 0:
         count = apply_l2sp(trainer, config.l2sp)

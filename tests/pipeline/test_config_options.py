@@ -1,0 +1,98 @@
+"""One source of truth for a run's adapter options (issue 15): the method
+registry's names and configs, reachable from the CLI and config files."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from tf_adapters.cli.main import build_parser
+from tf_adapters.cli.main import main
+from tf_adapters.methods import registry
+from tf_adapters.pipeline import DEFAULT_METHODS
+from tf_adapters.pipeline.config import METHODS
+from tf_adapters.pipeline.config import FinetuneConfig
+
+
+def test_the_registry_drives_the_method_choices():
+    adapters = registry.adapter_method_names()
+    assert METHODS == adapters + ("full", "linear_probe")
+    assert set(DEFAULT_METHODS) == set(METHODS)
+    finetune = build_parser()._subparsers._group_actions[0].choices["finetune"]
+    method = next(a for a in finetune._actions if a.dest == "method")
+    assert tuple(method.choices) == METHODS
+
+
+@pytest.mark.parametrize("method", registry.adapter_method_names())
+def test_every_option_of_every_config_is_reachable(method):
+    cls, fixed = registry.SHORTCUTS[method]
+    for field in dataclasses.fields(cls):
+        if field.name in fixed:
+            continue
+        value = field.default
+        config = FinetuneConfig(method=method, adapter={field.name: value})
+        adapter = config.adapter_config()
+        assert isinstance(adapter, cls)
+        for key, fixed_value in fixed.items():
+            assert getattr(adapter, key) == fixed_value
+
+
+def test_defaults_come_from_the_adapter_configs():
+    import tf_adapters as tfa
+
+    assert FinetuneConfig().adapter_config() == tfa.LoraConfig()
+    houlsby = FinetuneConfig(method="houlsby").adapter_config()
+    assert houlsby == tfa.BottleneckConfig(variant="houlsby")
+    prompt = FinetuneConfig(method="prompt_tuning", seed=3).adapter_config()
+    assert prompt == tfa.PromptTuningConfig(seed=3)
+    assert FinetuneConfig(method="full").adapter_config() is None
+
+
+def test_shortcut_flags_and_adapter_mapping_combine():
+    config = FinetuneConfig(rank=4, adapter={"dropout": 0.25})
+    lora = config.adapter_config()
+    assert (lora.rank, lora.alpha, lora.dropout) == (4, 8.0, 0.25)
+
+
+def test_for_method_keeps_only_the_options_a_method_has():
+    config = FinetuneConfig(
+        rank=4, share_weights=True, adapter={"dropout": 0.1}
+    )
+    ia3 = config.for_method("ia3", steps=3)
+    assert (ia3.method, ia3.rank, ia3.share_weights, ia3.adapter) == (
+        "ia3",
+        None,
+        None,
+        None,
+    )
+    assert ia3.steps == 3
+    houlsby = config.for_method("houlsby")
+    assert houlsby.share_weights is True and houlsby.rank is None
+
+
+def test_cli_adapter_flags_and_config_file(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(
+        "tf_adapters.pipeline.run_finetune",
+        lambda config: seen.__setitem__("config", config),
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"method": "houlsby", "adapter": {"layer_norm": True, "scaling": 2}}
+        )
+    )
+    argv = ["finetune", "--config", str(path), "--no-export"]
+    argv += ["--adapter", "scaling=0.5", "--adapter", "exclude=[layer_0]"]
+    assert main(argv) == 0
+    adapter = seen["config"].adapter_config()
+    assert (adapter.variant, adapter.layer_norm) == ("houlsby", True)
+    assert (adapter.scaling, adapter.exclude) == (0.5, ["layer_0"])
+
+
+def test_cli_rejects_a_bad_adapter_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--adapter", "dropout"])
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert main(["finetune", "--adapter", "rnak=4"]) == 2
+    assert "unknown option(s) ['rnak']" in capsys.readouterr().err
