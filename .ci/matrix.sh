@@ -6,7 +6,7 @@
 # venv itself is never changed; the overlay's own requirements must be met
 # by the venv (checked before its tests run).
 #
-#   next    keras-hub-nightly + keras-nightly (the next releases)
+#   next    keras-hub-nightly + keras-nightly (the next releases, pinned)
 #   lowest  keras 3.15.0 + keras-hub 0.32.0: the lowest pair that installs
 #           (keras-hub 0.32.0 requires keras>=3.15) and imports with
 #           TensorFlow 2.21
@@ -21,12 +21,14 @@ SETS=${MATRIX_SETS:-"next lowest"}
 WORKERS=${MATRIX_WORKERS:-2}
 ROOT=$PWD/.matrix
 TESTS=(tests/injection tests/methods tests/checkpoint tests/export tests/core
+       tests/compat tests/test_round1_files.py
        tests/training/test_backbone_model.py)
-[ -d tests/compat ] && TESTS+=(tests/compat)
 
 packages() {
     case $1 in
-        next) echo "--pre keras-hub-nightly keras-nightly" ;;
+        # Pinned so a new nightly cannot break an unrelated CI run; move the
+        # pins forward on purpose (and fix what breaks in tf_adapters/compat).
+        next) echo "keras-hub-nightly==0.33.0.dev202610250352 keras-nightly==3.16.0.dev2026102704" ;;
         lowest) echo "keras==3.15.0 keras-hub==0.32.0" ;;
         *) echo "unknown set: $1" >&2; return 1 ;;
     esac

@@ -131,7 +131,7 @@ def main(argv=None):
     peak = matmul_peak_flops((256, 512) if args.quick else (1024, 2048, 4096))
     print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s", flush=True)
     result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+        "date": datetime.datetime.now(datetime.UTC).isoformat(
             timespec="seconds"
         ),
         "command": "python -m bench "

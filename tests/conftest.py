@@ -26,7 +26,9 @@ def count_traces(monkeypatch):
     """`count_traces("train_step")` returns a list that grows by one each
     time tf.function traces that step of a Keras model (Python runs the
     step's body only while tracing)."""
-    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+    from tf_adapters.compat.trainer import tensorflow_trainer_class
+
+    TensorFlowTrainer = tensorflow_trainer_class()
 
     def count(name):
         traces = []

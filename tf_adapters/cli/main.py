@@ -73,6 +73,20 @@ def build_parser():
         description="Adapter fine-tuning for keras-hub language models.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_finetune,
+        _add_evaluate,
+        _add_compare,
+        _add_generate,
+        _add_export,
+        _add_demo,
+    ):
+        add(sub)
+    return parser
+
+
+def _add_finetune(sub):
+    """`tf-adapters finetune`: the main job."""
     finetune = sub.add_parser(
         "finetune",
         help="The main job: base model → data → adapter fine-tuning → "
@@ -83,6 +97,9 @@ def build_parser():
     )
     _add_config_flags(finetune, FinetuneConfig)
 
+
+def _add_evaluate(sub):
+    """`tf-adapters evaluate`: a saved adapter or weights on a test split."""
     evaluate = sub.add_parser(
         "evaluate",
         help="Evaluate a base model plus a saved adapter (or saved weights) "
@@ -101,6 +118,9 @@ def build_parser():
     # A saved adapter carries its own options: `--adapter` names its folder.
     _add_config_flags(evaluate, FinetuneConfig, skip=("adapter",))
 
+
+def _add_compare(sub):
+    """`tf-adapters compare`: every method on one task."""
     compare = sub.add_parser(
         "compare",
         help="Compare the frozen base, a linear probe, full fine-tuning and "
@@ -137,6 +157,9 @@ def build_parser():
     )
     _add_config_flags(compare, FinetuneConfig)
 
+
+def _add_generate(sub):
+    """`tf-adapters generate`: text from prompts."""
     generate = sub.add_parser(
         "generate",
         help="Generate text from prompts with a base model (plus an "
@@ -160,6 +183,9 @@ def build_parser():
     generate.add_argument("--num-beams", type=int, default=4)
     generate.add_argument("--seed", type=int, default=0)
 
+
+def _add_export(sub):
+    """`tf-adapters export`: a SavedModel for TF Serving."""
     export = sub.add_parser(
         "export",
         help="Export a base model (plus an adapter checkpoint) as a "
@@ -199,6 +225,9 @@ def build_parser():
         help="Longest prompt in tokens for the string signature.",
     )
 
+
+def _add_demo(sub):
+    """`tf-adapters demo`: the one-minute adapter life cycle check."""
     demo = sub.add_parser(
         "demo",
         help="A one-minute check of the adapter life cycle on a tiny "
@@ -208,7 +237,6 @@ def build_parser():
     demo.add_argument("--epochs", type=int, default=6)
     demo.add_argument("--rank", type=int, default=8)
     demo.add_argument("--seed", type=int, default=0)
-    return parser
 
 
 def main(argv=None):

@@ -18,7 +18,8 @@ def new_export_archive():
     collects the variables, wrapped here on the instance, since
     `keras.export.ExportArchive()` returns a backend class),
     `ExportArchive._tf_trackable` and `keras.Variable._value` (the backend
-    variable). Checked on Keras 3.8-3.16 (dev). Public alternative: a plain
+    variable). Checked on Keras 3.15-3.16 (dev) with keras-hub 0.32-0.33
+    (dev). Public alternative: a plain
     `ExportArchive` (twice the size) until the Keras issue is fixed.
     """
     archive = keras.export.ExportArchive()

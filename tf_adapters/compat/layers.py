@@ -3,7 +3,8 @@
 Keras 3 has no public way to list the sublayers a plain `Layer` tracks
 (`Model.layers` exists only on models), nor a layer's own variables without
 those of its sublayers (`Layer.weights` is recursive). Both live in private
-lists that `Layer.__setattr__` fills. Checked on Keras 3.8-3.16 (dev).
+lists that `Layer.__setattr__` fills. Checked on Keras 3.15-3.16 (dev)
+with keras-hub 0.32-0.33 (dev).
 """
 
 

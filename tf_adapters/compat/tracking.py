@@ -7,8 +7,9 @@ weight order (and `.keras` files) stay stable.
 
 Relies on `Layer._tracker` (`keras.src.utils.tracking.Tracker`: `locked`,
 `unlock()`, `is_in_store`, `replace_tracked_value`, `untrack`), Keras 3.0+;
-checked on Keras 3.8-3.16 (dev). Public alternative: none; rebuilding the
-whole model from its config with the adapters in place would avoid it.
+checked on Keras 3.15-3.16 (dev) with keras-hub 0.32-0.33 (dev). Public
+alternative: none; rebuilding the whole model from its config with the
+adapters in place would avoid it.
 """
 
 

@@ -93,47 +93,12 @@ def run_compare(
             f"`methods` must be a non-empty list from {list(DEFAULT_METHODS)}."
             f" Received: {list(methods)}."
         )
-    rows, reports = [], {}
     runs = variants(config, methods, full_learning_rate)
-    # The frozen base is evaluated once, by the first run whose model scores
-    # with the LM itself (a linear probe's new head is random before
-    # training).
-    base_run = next(
-        (i for i, (_, o) in enumerate(runs) if o["method"] != "linear_probe"),
-        None,
-    )
-    if config.task == "classification" and config.head == "linear":
-        base_run = None  # an untrained head says nothing about the base
-    base_row = None
-    for i, (label, overrides) in enumerate(runs):
-        run_dir = os.path.join(output, label)
-        changes = {k: v for k, v in overrides.items() if k != "method"}
-        run_config = config.for_method(
-            overrides["method"],
-            **changes,
-            output=run_dir,
-            export=False,
-            evaluate_base=(i == base_run),
-            # One epoch: no training-state saves inside the timed steps.
-            checkpoint_every=config.steps,
-        )
-        report = _reused(run_config, run_dir) if reuse else None
-        if report is None:
-            report = _run_child(run_config, run_dir, label)
-        else:
-            log.info("compare: reusing %s", run_dir)
-        reports[label] = report
-        if report is None:
-            rows.append({"method": label, "error": True})
-            continue
-        if i == base_run and report["base"] is not None:
-            base_row = _base_row(report)
-        rows.append(_row(label, report))
-    if base_row is not None:
-        rows.insert(0, base_row)
+    reports = _run_all(config, runs, _base_run(config, runs), output, reuse)
+    rows = _rows(reports)
     if not any("error" not in r for r in rows):
         raise RuntimeError(f"Every run failed; see the logs in {output}.")
-    first = next(r for r in reports.values() if r is not None)
+    first = next(r for _, r in reports if r is not None)
     result = {
         "task": config.task,
         "model": config.model,
@@ -151,6 +116,56 @@ def run_compare(
     }
     write_outputs(result, output)
     return result
+
+
+def _base_run(config, runs):
+    """The run that also evaluates the frozen base: the first whose model
+    scores with the LM itself (a linear probe's new head is random before
+    training), or `None`."""
+    if config.task == "classification" and config.head == "linear":
+        return None  # an untrained head says nothing about the base
+    return next(
+        (i for i, (_, o) in enumerate(runs) if o["method"] != "linear_probe"),
+        None,
+    )
+
+
+def _run_all(config, runs, base_run, output, reuse):
+    """`[(label, report or None)]`: each run in its own process (or its
+    earlier result, with `reuse`)."""
+    reports = []
+    for i, (label, overrides) in enumerate(runs):
+        run_dir = os.path.join(output, label)
+        changes = {k: v for k, v in overrides.items() if k != "method"}
+        run_config = config.for_method(
+            overrides["method"],
+            **changes,
+            output=run_dir,
+            export=False,
+            evaluate_base=(i == base_run),
+            # One epoch: no training-state saves inside the timed steps.
+            checkpoint_every=config.steps,
+        )
+        report = _reused(run_config, run_dir) if reuse else None
+        if report is None:
+            report = _run_child(run_config, run_dir, label)
+        else:
+            log.info("compare: reusing %s", run_dir)
+        reports.append((label, report))
+    return reports
+
+
+def _rows(reports):
+    """Table rows: the frozen base first (if evaluated), then each run."""
+    rows = []
+    for label, report in reports:
+        if report is None:
+            rows.append({"method": label, "error": True})
+            continue
+        if report["base"] is not None:
+            rows.insert(0, _base_row(report))
+        rows.append(_row(label, report))
+    return rows
 
 
 def _same_run(earlier, now, defaults):

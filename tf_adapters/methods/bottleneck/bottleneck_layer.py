@@ -53,7 +53,13 @@ class BottleneckBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        x = self.norm(inputs) if self.norm is not None else inputs
+        x = inputs
+        if self.norm is not None:
+            # Built for (None, d): Keras 3.16 fixes a LayerNormalization's
+            # axis from the rank it was built with, so normalise rank-2 rows
+            # (the same values for any input rank).
+            rows = ops.reshape(x, (-1, ops.shape(x)[-1]))
+            x = ops.reshape(self.norm(rows), ops.shape(x))
         return self.up(self.down(x))
 
     def compute_output_shape(self, input_shape):
