@@ -38,51 +38,77 @@ TEXT_ENDPOINTS = ("generate", "sample")
 
 def causal_lm_endpoints(causal_lm, max_prompt_length=None):
     """`{name: (fn, input_signature)}` for `ExportArchive.add_endpoint`."""
-    preprocessor = causal_lm.preprocessor
-    tokenizer = getattr(preprocessor, "tokenizer", None)
-    stop = [tokenizer.end_token_id] if tokenizer is not None else None
-    greedy = keras_hub.samplers.GreedySampler()
-    # Learned position tables (GPT-2, OPT...) end at `max_sequence_length`.
-    context = getattr(causal_lm.backbone, "max_sequence_length", None)
+    graph = CausalLMEndpoints(causal_lm)
+    ids_specs = [SPECS[k] for k in ("token_ids", "padding_mask")]
+    new_spec = [SPECS["max_new_tokens"]]
+    sampling_specs = [SPECS[k] for k in SAMPLING]
+    endpoints = {
+        "logits": (graph.logits, ids_specs),
+        "generate_ids": (graph.generate_ids, ids_specs + new_spec),
+        "sample_ids": (graph.sample_ids, ids_specs + new_spec + sampling_specs),
+    }
+    if graph.tokenizer is None:
+        return endpoints
+    length = max_prompt_length or causal_lm.preprocessor.sequence_length
+    text_spec = [SPECS["prompts"]] + new_spec
+    endpoints["generate"] = (
+        graph.text_endpoint(graph.generate_ids, length),
+        text_spec,
+    )
+    endpoints["sample"] = (
+        graph.text_endpoint(graph.sample_ids, length),
+        text_spec + sampling_specs,
+    )
+    return endpoints
 
-    def logits(token_ids, padding_mask):
+
+class CausalLMEndpoints:
+    """The graph functions behind the endpoints of one causal LM."""
+
+    def __init__(self, causal_lm):
+        self.causal_lm = causal_lm
+        self.preprocessor = causal_lm.preprocessor
+        self.tokenizer = getattr(self.preprocessor, "tokenizer", None)
+        self.stop = (
+            [self.tokenizer.end_token_id]
+            if self.tokenizer is not None
+            else None
+        )
+        self.greedy = keras_hub.samplers.GreedySampler()
+        # Learned position tables (GPT-2, OPT...) end at `max_sequence_length`.
+        self.context = getattr(causal_lm.backbone, "max_sequence_length", None)
+
+    def logits(self, token_ids, padding_mask):
         x = {"token_ids": token_ids, "padding_mask": padding_mask}
-        return {"logits": ops.cast(causal_lm(x, training=False), "float32")}
+        out = self.causal_lm(x, training=False)
+        return {"logits": ops.cast(out, "float32")}
 
-    def decode(token_ids, padding_mask, max_new_tokens, sampler):
+    def generate_ids(self, token_ids, padding_mask, max_new_tokens):
+        return self.decode(token_ids, padding_mask, max_new_tokens, self.greedy)
+
+    def sample_ids(self, token_ids, padding_mask, max_new_tokens, *options):
+        with tf.control_dependencies(check_options(*options[:3])):
+            options = [tf.identity(option) for option in options]
+        sampler = TensorSampler(*options)
+        return self.decode(token_ids, padding_mask, max_new_tokens, sampler)
+
+    def decode(self, token_ids, padding_mask, max_new_tokens, sampler):
         # Each row gets at most `max_new_tokens` new tokens: keras-hub fills
         # every free slot of the buffer, so the buffer is the longest prompt
         # plus `max_new_tokens`, and a shorter row's extra tokens are masked.
         lengths = tf.reduce_sum(tf.cast(padding_mask != 0, tf.int32), axis=1)
-        longest = tf.reduce_max(lengths)
-        checks = [
-            tf.debugging.assert_non_negative(
-                max_new_tokens, message="max_new_tokens must be >= 0"
-            )
-        ]
-        if context is not None:
-            checks.append(
-                tf.debugging.assert_less_equal(
-                    longest + max_new_tokens,
-                    context,
-                    message=f"prompt tokens + max_new_tokens exceed the "
-                    f"context of the model ({context} tokens); shorten the "
-                    "prompt or ask for fewer new tokens",
-                )
-            )
-        with tf.control_dependencies(checks):
-            longest = tf.identity(longest)
-        batch = tf.shape(token_ids)[0]
-        room = tf.zeros([batch, max_new_tokens], tf.int32)
+        longest = self._checked_longest(lengths, max_new_tokens)
+        room = tf.zeros([tf.shape(token_ids)[0], max_new_tokens], tf.int32)
         x = {
             "token_ids": tf.concat([token_ids[:, :longest], room], axis=1),
             "padding_mask": tf.concat(
                 [padding_mask[:, :longest] != 0, room != 0], axis=1
             ),
         }
+        causal_lm = self.causal_lm
         previous, causal_lm.sampler = causal_lm.sampler, sampler
         try:
-            out = causal_lm.generate_step(x, stop_token_ids=stop)
+            out = causal_lm.generate_step(x, stop_token_ids=self.stop)
         finally:
             causal_lm.sampler = previous
         positions = tf.range(longest + max_new_tokens)[None, :]
@@ -91,32 +117,34 @@ def causal_lm_endpoints(causal_lm, max_prompt_length=None):
         ids = tf.where(mask, tf.cast(out["token_ids"], tf.int32), 0)
         return {"token_ids": ids, "padding_mask": tf.cast(mask, tf.int32)}
 
-    def generate_ids(token_ids, padding_mask, max_new_tokens):
-        return decode(token_ids, padding_mask, max_new_tokens, greedy)
+    def _checked_longest(self, lengths, max_new_tokens):
+        """The longest prompt, once the request is known to fit."""
+        longest = tf.reduce_max(lengths)
+        checks = [
+            tf.debugging.assert_non_negative(
+                max_new_tokens, message="max_new_tokens must be >= 0"
+            )
+        ]
+        if self.context is not None:
+            checks.append(
+                tf.debugging.assert_less_equal(
+                    longest + max_new_tokens,
+                    self.context,
+                    message=f"prompt tokens + max_new_tokens exceed the "
+                    f"context of the model ({self.context} tokens); shorten "
+                    "the prompt or ask for fewer new tokens",
+                )
+            )
+        with tf.control_dependencies(checks):
+            return tf.identity(longest)
 
-    def sample_ids(token_ids, padding_mask, max_new_tokens, *options):
-        with tf.control_dependencies(check_options(*options[:3])):
-            options = [tf.identity(option) for option in options]
-        return decode(
-            token_ids, padding_mask, max_new_tokens, TensorSampler(*options)
-        )
+    def text_endpoint(self, ids_fn, length):
+        """`ids_fn` with prompts tokenized and outputs detokenized in the
+        graph."""
+        special = list(getattr(self.tokenizer, "special_token_ids", []) or [])
 
-    ids_specs = [SPECS[k] for k in ("token_ids", "padding_mask")]
-    new_spec = [SPECS["max_new_tokens"]]
-    sampling_specs = [SPECS[k] for k in SAMPLING]
-    endpoints = {
-        "logits": (logits, ids_specs),
-        "generate_ids": (generate_ids, ids_specs + new_spec),
-        "sample_ids": (sample_ids, ids_specs + new_spec + sampling_specs),
-    }
-    if tokenizer is None:
-        return endpoints
-    length = max_prompt_length or preprocessor.sequence_length
-    special = list(getattr(tokenizer, "special_token_ids", []) or [])
-
-    def text_endpoint(ids_fn):
         def fn(prompts, max_new_tokens, *options):
-            x = preprocessor.generate_preprocess(
+            x = self.preprocessor.generate_preprocess(
                 prompts, sequence_length=length
             )
             out = ids_fn(
@@ -129,15 +157,7 @@ def causal_lm_endpoints(causal_lm, max_prompt_length=None):
             mask = tf.cast(out["padding_mask"], tf.bool)
             for token in special:
                 mask = tf.logical_and(mask, tf.not_equal(ids, token))
-            text = tokenizer.detokenize(tf.ragged.boolean_mask(ids, mask))
+            text = self.tokenizer.detokenize(tf.ragged.boolean_mask(ids, mask))
             return {"outputs": text}
 
         return fn
-
-    text_spec = [SPECS["prompts"]] + new_spec
-    endpoints["generate"] = (text_endpoint(generate_ids), text_spec)
-    endpoints["sample"] = (
-        text_endpoint(sample_ids),
-        text_spec + sampling_specs,
-    )
-    return endpoints

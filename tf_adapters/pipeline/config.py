@@ -12,6 +12,7 @@ from tf_adapters.core.validation import check_field_types
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
 from tf_adapters.methods import registry
+from tf_adapters.training.distribution import STRATEGIES
 
 ADAPTERS = registry.adapter_method_names()
 # `full`: every weight trains; `linear_probe`: only a linear head trains.
@@ -215,7 +216,7 @@ class FinetuneConfig:
         "tf.distribute strategy: default (one device), mirrored (all local "
         "GPUs), multi_worker (TF_CONFIG per worker), tpu. --batch-size is "
         "the global batch (per-replica batch × replicas).",
-        choices=("default", "mirrored", "multi_worker", "tpu"),
+        choices=STRATEGIES,
     )
     output: str = _field("runs/finetune", "Folder for the adapter and report.")
     export_dir: str = _field("saved_models", "Where SavedModels go.")
@@ -235,7 +236,7 @@ class FinetuneConfig:
         check_choice(
             "strategy",
             self.strategy,
-            ("default", "mirrored", "multi_worker", "tpu"),
+            STRATEGIES,
         )
         task = get_task(self.task)
         if self.data is None:
