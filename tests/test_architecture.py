@@ -135,3 +135,14 @@ def test_lower_layers_never_import_higher_ones():
 
 def test_every_room_has_a_layer():
     assert {_room(m) for m in MODULES} <= set(RANK)
+
+
+def test_the_cli_depends_on_the_pipeline_only():
+    found = [
+        f"{module} imports {target}"
+        for module, targets in GRAPH.items()
+        if _room(module) == "cli"
+        for target in targets
+        if _room(target) not in ("cli", "pipeline")
+    ]
+    assert not found, "\n".join(found)

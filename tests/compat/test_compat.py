@@ -160,3 +160,18 @@ def test_export_archive_stores_each_variable_once(tmp_path):
         if "OPTIMIZER_SLOT" not in name and name.endswith("VARIABLE_VALUE")
     ]
     assert len(saved) == len(backbone.variables)  # once each, not twice
+
+
+def test_tensorflow_trainer_class_is_in_keras_models():
+    cls = trainer.tensorflow_trainer_class()
+    assert issubclass(keras.Model, cls)
+    assert callable(cls.train_step)
+
+
+def test_multi_worker_fix_stays_out_of_the_way_on_one_machine():
+    model = TinyModel()
+    assert not model._fix_multi_worker()
+    model.compile(optimizer="adam", loss="mse")
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
+    logs = model.train_step((x, y))
+    assert all(np.ndim(v) == 0 for v in logs.values())  # scalars, as Keras

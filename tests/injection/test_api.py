@@ -232,3 +232,21 @@ def test_unknown_family_needs_explicit_targets():
     tfa.add_adapter(other, tfa.LoraConfig(rank=2, target_layers=["query"]))
     assert len(adapter_layers(other)) == 1
     assert all(isinstance(x, AdapterLayer) for x in adapter_layers(other))
+
+
+def test_parallel_adapter_scopes_decoder_calls_and_leaves_no_trace():
+    from tf_adapters.core.forward_scope import ForwardScopeMixin
+
+    backbone = tiny_models.backbone("gpt2")
+    before = [type(layer) for layer in backbone.transformer_layers]
+    config = tiny_models.all_configs()["parallel"]
+    tfa.add_adapter(backbone, config, name="p")
+    blocks = backbone.transformer_layers
+    assert all(isinstance(layer, ForwardScopeMixin) for layer in blocks)
+    # Same class names: `.keras` files key layer weights by them.
+    assert [type(x).__name__ for x in blocks] == [c.__name__ for c in before]
+    tfa.add_adapter(backbone, config, name="q")
+    tfa.delete_adapter(backbone, "p")
+    assert all(isinstance(layer, ForwardScopeMixin) for layer in blocks)
+    tfa.delete_adapter(backbone, "q")
+    assert [type(layer) for layer in blocks] == before

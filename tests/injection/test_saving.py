@@ -108,6 +108,27 @@ def test_generate_works_with_adapters(method):
     assert model.generate([" airplane"], max_length=10) == base
 
 
+def test_parallel_adapter_reads_the_block_input_in_generate(monkeypatch):
+    # keras-hub's cached generation calls each decoder layer itself; the
+    # tap must still hand the feed-forward input over in every call.
+    from tf_adapters.methods.bottleneck import parallel_layer
+
+    received = []
+    receive = parallel_layer.receive
+
+    def spy(key):
+        value = receive(key)
+        received.append(value is not None)
+        return value
+
+    monkeypatch.setattr(parallel_layer, "receive", spy)
+    model = tiny_models.gpt2_causal_lm()
+    model.compile(sampler="greedy")
+    tfa.add_adapter(model, tiny_models.all_configs()["parallel"], name="t")
+    model.generate([" airplane"], max_length=10)
+    assert received and all(received)
+
+
 def test_reloaded_backbone_still_receives_training_flag(tmp_path):
     # Keras passes `training` only to a `call` that declares it; dropout
     # must stay active in `fit` after a `.keras` round trip.
