@@ -252,3 +252,42 @@ def test_kill_during_a_keras_save_leaves_the_previous_file(tmp_path):
     tiny_models.randomize_adapter(expected, seed=1)
     x = tiny_models.inputs()
     np.testing.assert_allclose(loaded(x), expected(x), atol=1e-6)
+
+
+def test_resume_reads_states_written_before_the_adapter_mapping(tmp_path):
+    # Round-1 states saved the adapter flags themselves (rank 8, alpha 16,
+    # bottleneck 32, ...); they resolve to the adapter config they trained.
+    import json
+
+    import keras
+
+    from tf_adapters.training import checkpointing
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    lora = FinetuneConfig(steps=4)
+    checkpointing.save_train_state(model, str(tmp_path), 1, 2, lora)
+    meta = json.loads((tmp_path / "state.json").read_text())
+    old = {k: v for k, v in meta["config"].items() if k != "adapter_config"}
+    old.update(
+        rank=8,
+        alpha=16.0,
+        target_layers=None,
+        bottleneck_size=32,
+        num_virtual_tokens=16,
+        share_weights=False,
+    )
+    meta["config"] = old
+    (tmp_path / "state.json").write_text(json.dumps(meta))
+    assert checkpointing.load_train_state(model, str(tmp_path), lora)
+    with pytest.raises(ValueError, match=r"\['adapter_config'\] differ"):
+        checkpointing.load_train_state(
+            model, str(tmp_path), FinetuneConfig(steps=4, rank=4)
+        )
+    meta["config"]["method"] = "houlsby"  # 32 wide; today's default differs
+    (tmp_path / "state.json").write_text(json.dumps(meta))
+    houlsby = FinetuneConfig(steps=4, method="houlsby")
+    with pytest.raises(ValueError, match=r"\['adapter_config'\] differ"):
+        checkpointing.load_train_state(model, str(tmp_path), houlsby)
+    same = FinetuneConfig(steps=4, method="houlsby", bottleneck_size=32)
+    assert checkpointing.load_train_state(model, str(tmp_path), same)

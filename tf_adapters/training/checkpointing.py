@@ -13,6 +13,7 @@ Only the trainable weights are saved (plus the optimizer's slots and the
 random states): for an adapter that is a few MB, not the base model.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import keras
 import numpy as np
 
 from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.methods import registry
 
 STATE_VERSION = 1
 # Options that do not change the training trajectory; a resumed run may
@@ -57,14 +59,53 @@ def plan_epochs(steps, every):
     return steps // every, every
 
 
-def _fingerprint(config):
-    import dataclasses
+# Options that only feed the adapter config: runs are compared through the
+# config they resolve to (`adapter_config` in the fingerprint).
+ADAPTER_OPTIONS = {
+    "rank",
+    "alpha",
+    "target_layers",
+    "bottleneck_size",
+    "num_virtual_tokens",
+    "share_weights",
+    "adapter",
+}
 
-    return {
+
+def _fingerprint(config):
+    """The options that shape training, with the adapter's resolved."""
+    found = {
         k: v
         for k, v in dataclasses.asdict(config).items()
-        if k not in RESUMABLE
+        if k not in RESUMABLE | ADAPTER_OPTIONS
     }
+    adapter = config.adapter_config()
+    found["adapter_config"] = adapter.to_dict() if adapter else None
+    return found
+
+
+def _saved_fingerprint(saved):
+    """A saved state's fingerprint. States written before runs had an
+    `adapter` mapping (round 1) kept the adapter flags themselves; they are
+    resolved as that code resolved them."""
+    if "adapter_config" in saved:
+        return saved
+    found = {k: v for k, v in saved.items() if k not in ADAPTER_OPTIONS}
+    method = saved.get("method")
+    found["adapter_config"] = None
+    if method in registry.adapter_method_names():
+        names = registry.option_names(method)
+        options = {k: saved[k] for k in ADAPTER_OPTIONS if k in names}
+        if method == "ia3":
+            options = {"target_layers": saved.get("target_layers")}
+        if method == "prompt_tuning":
+            options = {
+                "num_virtual_tokens": saved.get("num_virtual_tokens"),
+                "seed": saved.get("seed"),
+            }
+        config = registry.make_adapter_config(method, options)
+        found["adapter_config"] = config.to_dict()
+    return found
 
 
 def _trained_variables(model):
@@ -121,11 +162,9 @@ def load_train_state(model, path, config):
             f"{meta_path}: checkpoint version {meta.get('version')!r}; this "
             f"tf_adapters reads version {STATE_VERSION}."
         )
-    now = _fingerprint(config)
+    now, saved = _fingerprint(config), _saved_fingerprint(meta["config"])
     changed = sorted(
-        k
-        for k in set(now) | set(meta["config"])
-        if now.get(k) != meta["config"].get(k)
+        k for k in set(now) | set(saved) if now.get(k) != saved.get(k)
     )
     if changed:
         raise ValueError(
