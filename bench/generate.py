@@ -26,7 +26,7 @@ VARIANTS = ("base", "lora_unmerged", "lora_merged", "houlsby")
 def build_lm(shape, variant, jit_compile):
     backbone = build_backbone(shape)
     if variant.startswith("lora"):
-        config = tfa.LoraConfig(rank=RANK, target_layers=TARGETS)
+        config = tfa.LoraConfig(rank=RANK, alpha=RANK, target_layers=TARGETS)
         tfa.add_adapter(backbone, config, name="bench")
         # A trained-looking adapter: B is zero at the start.
         for var in backbone.weights:

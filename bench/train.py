@@ -36,7 +36,7 @@ TARGETS = ["query", "value"]  # keras-hub's own LoRA targets for both shapes
 
 def adapter_config(method):
     if method == "lora":
-        return tfa.LoraConfig(rank=RANK, target_layers=TARGETS)
+        return tfa.LoraConfig(rank=RANK, alpha=RANK, target_layers=TARGETS)
     if method == "ia3":
         return tfa.IA3Config()
     if method == "prompt_tuning":

@@ -5,7 +5,9 @@ whose name starts with one underscore is read or written on anything but
 `self`, `cls` or `super()`; `self._x` and methods `_x` are allowed only
 where `_x` is not an attribute Keras's own layers and models have; no
 `getattr`/`setattr`/`hasattr` with a private name; no `object.__setattr__`
-or `__class__` assignment (they bypass Keras's tracking or swap classes).
+/ `__delattr__`, `__class__` assignment or `__dict__` / `vars()` reads
+(they bypass Keras's tracking, swap classes or reach private attributes by
+value); no imports from `keras.src` or `keras_hub.src`.
 """
 
 import ast
@@ -43,6 +45,10 @@ def _keras_private_names():
 
 
 KERAS_PRIVATE = _keras_private_names()
+# `vars()` of objects that are not Keras's: a module's public namespace and
+# argparse's parsed options.
+PRIVATE_PACKAGES = (["keras", "src"], ["keras_hub", "src"])
+ALLOWED_VARS = {"keras_hub.models", "build_parser().parse_args(argv)"}
 
 
 def _is_private(name):
@@ -76,15 +82,30 @@ def violations(source, filename):
                 elif node.attr in KERAS_PRIVATE:
                     found.append((line, f"Keras's private .{node.attr}"))
             if (
-                node.attr == "__setattr__"
+                node.attr in ("__setattr__", "__delattr__")
                 and isinstance(node.value, ast.Name)
                 and node.value.id == "object"
             ):
-                found.append((line, "object.__setattr__"))
+                found.append((line, f"object.{node.attr}"))
+            elif node.attr == "__dict__" and isinstance(node.ctx, ast.Load):
+                found.append((line, "reads __dict__"))
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if node.name in KERAS_PRIVATE:
                 found.append((line, f"overrides Keras's {node.name}"))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names]
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                if name.split(".")[:2] in (
+                    ["keras", "src"],
+                    ["keras_hub", "src"],
+                ):
+                    found.append((line, f"imports {name}"))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id == "vars" and node.args:
+                if ast.unparse(node.args[0]) not in ALLOWED_VARS:
+                    found.append((line, f"vars({ast.unparse(node.args[0])})"))
             if node.func.id in ("getattr", "setattr", "hasattr", "delattr"):
                 args = node.args[1:2]
                 if (
@@ -131,6 +152,11 @@ def test_no_private_keras_attributes_outside_compat():
         ("getattr(x, '_value', x)", "getattr(..., '_value')"),
         ("object.__setattr__(obj, 'a', 1)", "object.__setattr__"),
         ("obj.__class__ = B", "assigns __class__"),
+        ("vars(parent)", "vars(parent)"),
+        ("layer.__dict__.get('a')", "reads __dict__"),
+        ("object.__delattr__(obj, 'a')", "object.__delattr__"),
+        ("from keras.src.layers import Dense", "imports keras.src.layers"),
+        ("import keras_hub.src.models", "imports keras_hub.src.models"),
         (
             "class M:\n    def _maybe_symbolic_build(self): pass",
             "overrides Keras's _maybe_symbolic_build",

@@ -1,3 +1,5 @@
+import contextlib
+
 import keras
 import pytest
 from layer_test_case import run_adapter_layer_test
@@ -103,18 +105,21 @@ def test_parallel_bottleneck_reads_a_wider_tapped_input():
     assert tuple(layer.block.down.kernel.shape) == (4, 3)
 
 
-def test_input_tap_outside_a_forward_scope_leaves_nothing_behind():
+def test_a_handoff_lives_only_as_long_as_its_forward_scope():
     import numpy as np
+    import pytest
 
     from tf_adapters.core.forward_scope import forward_scope
-    from tf_adapters.core.forward_scope import receive
     from tf_adapters.methods.bottleneck import InputTap
 
-    layer = ParallelBottleneckLayer(keras.layers.Dense(4), "t", 3, input_dim=4)
+    layer = ParallelBottleneckLayer(keras.layers.Dense(5), "t", 3, input_dim=4)
     tap = InputTap(keras.layers.Dense(7), "t", target=layer)
-    tap(np.ones((2, 4), "float32"))  # no decoder call around it
+    x, hidden = np.ones((2, 4), "float32"), np.ones((2, 7), "float32")
     with forward_scope():
-        assert receive(layer.handoff_key) is None
+        tap(x)  # handed over, never taken in this call
+    for scope in (forward_scope(), contextlib.nullcontext()):
+        with scope, pytest.raises(RuntimeError, match="received no input"):
+            layer(hidden)  # a new call, or no call at all: nothing left
 
 
 def test_prompt_embedding_config_round_trip_and_keras_file(tmp_path):

@@ -23,16 +23,43 @@ def test_the_registry_drives_the_method_choices():
     assert tuple(method.choices) == METHODS
 
 
+# A value other than the default for every option of every adapter config;
+# a new option fails the test below until it is listed here.
+NON_DEFAULT = {
+    "rank": 4,
+    "alpha": 3.0,
+    "dropout": 0.1,
+    "target_layers": ["query"],
+    "exclude": ["key"],
+    "share_weights": True,
+    "trainable_layers": ["layer_norm"],
+    "bottleneck_size": 8,
+    "reduction_factor": 8,
+    "activation": "gelu",
+    "layer_norm": True,
+    "scaling": 0.5,
+    "parallel_input_layer": "feedforward_intermediate_dense",
+    "feedforward_layers": ["feedforward_output_dense"],
+    "num_virtual_tokens": 4,
+    "init": "random",
+    "seed": 3,
+}
+
+
 @pytest.mark.parametrize("method", registry.adapter_method_names())
 def test_every_option_of_every_config_is_reachable(method):
     cls, fixed = registry.SHORTCUTS[method]
     for field in dataclasses.fields(cls):
         if field.name in fixed:
             continue
-        value = field.default
+        if field.name == "parallel_input_layer" and method != "parallel":
+            continue  # only the parallel variant reads the block input
+        value = NON_DEFAULT[field.name]
+        assert value != field.default, field.name
         config = FinetuneConfig(method=method, adapter={field.name: value})
         adapter = config.adapter_config()
         assert isinstance(adapter, cls)
+        assert getattr(adapter, field.name) == value, field.name
         for key, fixed_value in fixed.items():
             assert getattr(adapter, key) == fixed_value
 
@@ -66,8 +93,27 @@ def test_for_method_keeps_only_the_options_a_method_has():
         None,
     )
     assert ia3.steps == 3
-    houlsby = config.for_method("houlsby")
-    assert houlsby.share_weights is True and houlsby.rank is None
+    houlsby = config.for_method("houlsby", {"bottleneck_size": 8})
+    assert houlsby.adapter == {"share_weights": True, "bottleneck_size": 8}
+    assert houlsby.adapter_config().bottleneck_size == 8
+
+
+def test_compare_gives_each_method_its_own_options(tmp_path, monkeypatch):
+    from tf_adapters.pipeline import compare
+
+    seen = {}
+    monkeypatch.setattr(
+        compare, "_run_child", lambda c, d, label: seen.__setitem__(label, c)
+    )
+    argv = ["compare", "--compare-output", str(tmp_path), "--rank", "4"]
+    argv += ["--bottleneck-size", "16", "--methods", "lora", "houlsby", "ia3"]
+    argv += ["--adapter-option", "dropout=0.2"]
+    with pytest.raises(RuntimeError, match="Every run failed"):  # faked runs
+        main(argv)
+    lora = seen["lora"].adapter_config()
+    assert (lora.rank, lora.dropout) == (4, 0.2)
+    assert seen["houlsby"].adapter_config().bottleneck_size == 16
+    assert seen["ia3"].adapter is None
 
 
 def test_cli_adapter_flags_and_config_file(tmp_path, monkeypatch):
@@ -83,7 +129,8 @@ def test_cli_adapter_flags_and_config_file(tmp_path, monkeypatch):
         )
     )
     argv = ["finetune", "--config", str(path), "--no-export"]
-    argv += ["--adapter", "scaling=0.5", "--adapter", "exclude=[layer_0]"]
+    argv += ["--adapter-option", "scaling=5e-1"]  # 1e-1 style reads as 0.5
+    argv += ["--adapter-option", "exclude=[layer_0]"]
     assert main(argv) == 0
     adapter = seen["config"].adapter_config()
     assert (adapter.variant, adapter.layer_norm) == ("houlsby", True)
@@ -92,7 +139,7 @@ def test_cli_adapter_flags_and_config_file(tmp_path, monkeypatch):
 
 def test_cli_rejects_a_bad_adapter_flag(capsys):
     with pytest.raises(SystemExit):
-        main(["finetune", "--adapter", "dropout"])
+        main(["finetune", "--adapter-option", "dropout"])
     assert "expected KEY=VALUE" in capsys.readouterr().err
-    assert main(["finetune", "--adapter", "rnak=4"]) == 2
+    assert main(["finetune", "--adapter-option", "rnak=4"]) == 2
     assert "unknown option(s) ['rnak']" in capsys.readouterr().err

@@ -12,13 +12,7 @@ import sys
 from tf_adapters.pipeline import DEFAULT_METHODS
 from tf_adapters.pipeline import FULL_LEARNING_RATE
 from tf_adapters.pipeline import FinetuneConfig
-
-
-def _base_type(annotation):
-    """`int` for `int | None`; the annotation itself otherwise."""
-    args = getattr(annotation, "__args__", ())
-    args = [a for a in args if a is not type(None)]
-    return args[0] if args else annotation
+from tf_adapters.pipeline import base_type
 
 
 def _add_config_flags(parser, cls, skip=()):
@@ -30,11 +24,11 @@ def _add_config_flags(parser, cls, skip=()):
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
-        flag = "--" + field.name.replace("_", "-")
         meta = dict(field.metadata)
+        flag = meta.pop("flag", "--" + field.name.replace("_", "-"))
         help_text = meta.pop("help", "")
         kwargs = {"default": argparse.SUPPRESS, "dest": field.name}
-        kind = _base_type(field.type)
+        kind = base_type(field.type)
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif kind is dict:
@@ -51,20 +45,27 @@ def _add_config_flags(parser, cls, skip=()):
 
 
 def _key_value(text):
-    """`KEY=VALUE` → `(KEY, VALUE read as YAML)`."""
+    """`KEY=VALUE` → `(KEY, VALUE read as YAML)`; `1e-1` reads as a number
+    (YAML 1.1 wants `1.0e-1`)."""
     import yaml
 
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(
             f"expected KEY=VALUE (e.g. dropout=0.1). Received: {text!r}."
         )
     try:
-        return key.strip(), yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
     except yaml.YAMLError as e:
         raise argparse.ArgumentTypeError(
             f"{text!r}: the value is not valid YAML ({e})."
         ) from None
+    if isinstance(parsed, str):
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    return key.strip(), parsed
 
 
 def build_parser():
@@ -115,7 +116,7 @@ def _add_evaluate(sub):
         help="`weights` folder of a full/linear_probe run, or of a linear "
         "head trained with an adapter.",
     )
-    # A saved adapter carries its own options: `--adapter` names its folder.
+    # A saved adapter carries its own options.
     _add_config_flags(evaluate, FinetuneConfig, skip=("adapter",))
 
 
@@ -263,7 +264,16 @@ def main(argv=None):
             output = args.pop("compare_output")
             full_lr = args.pop("full_learning_rate")
             reuse = args.pop("reuse")
-            run_compare(_finetune_config(args), methods, output, full_lr, reuse)
+            options, source = _options(args)
+            config, adapter_options = FinetuneConfig.split_options(options)
+            run_compare(
+                FinetuneConfig.from_dict(config, source),
+                methods,
+                output,
+                full_lr,
+                reuse,
+                adapter_options,
+            )
             return 0
         if command == "generate":
             from tf_adapters.pipeline import run_generate
@@ -290,19 +300,30 @@ def main(argv=None):
         return 2
 
 
-def _finetune_config(args):
+def _options(args):
+    """The options of a config file (`--config`) and the flags given, which
+    win; and where they came from."""
     options = {}
     config_path = args.pop("config", None)
     if config_path:
         options.update(FinetuneConfig.from_file(config_path))
     flags = args.pop("adapter", None)
     if flags:
-        # `--adapter KEY=VALUE` flags win over the file's `adapter:` keys.
-        adapter = options.get("adapter")
-        merged = dict(adapter) if isinstance(adapter, dict) else {}
-        options["adapter"] = {**merged, **dict(flags)}
+        # `--adapter-option KEY=VALUE` flags win over the file's `adapter:`.
+        adapter = options.get("adapter") or {}
+        if not isinstance(adapter, dict):
+            raise ValueError(
+                f"{config_path}: `adapter` must be a mapping of adapter "
+                f"option: value. Received: {adapter!r}."
+            )
+        options["adapter"] = {**adapter, **dict(flags)}
     options.update(args)
-    return FinetuneConfig.from_dict(options, config_path or "flags")
+    return options, config_path or "flags"
+
+
+def _finetune_config(args):
+    options, source = _options(args)
+    return FinetuneConfig.from_dict(options, source)
 
 
 if __name__ == "__main__":

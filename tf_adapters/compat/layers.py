@@ -31,6 +31,21 @@ def own_variables(layer, trainable_only=False):
     return found
 
 
+def attribute_holding(parent, child):
+    """The name of the attribute of `parent` that holds `child`, or `None`.
+
+    keras-hub keeps sublayers in private attributes (`_query_dense`,
+    `_feedforward_output_dense`); wrapping one means rebinding that very
+    attribute (`compat.tracking.replace_sublayer`). Relies on sublayers
+    being plain instance attributes (Keras 3.0+, keras-hub 0.1+). Public
+    alternative: none (keras-hub exposes no setter for its sublayers).
+    """
+    for key, value in vars(parent).items():
+        if value is child:
+            return key
+    return None
+
+
 def walk_layers(layer):
     """`layer`'s sublayers at every depth (not `layer` itself), each once.
 

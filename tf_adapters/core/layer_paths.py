@@ -5,6 +5,7 @@ import re
 
 import keras
 
+from tf_adapters.compat.layers import attribute_holding
 from tf_adapters.compat.layers import direct_sublayers
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.adapter_layer import innermost
@@ -49,17 +50,10 @@ def iter_slots(root):
             seen.add(id(child))
             base = innermost(child)
             path = f"{prefix}{base.name}"
-            yield Slot(path, parent, _attr_of(parent, child), child)
+            yield Slot(path, parent, attribute_holding(parent, child), child)
             yield from visit(base, path + "/")
 
     yield from visit(root, "")
-
-
-def _attr_of(parent, child):
-    for key, value in vars(parent).items():
-        if value is child:
-            return key
-    return None
 
 
 def matches(pattern, path):

@@ -93,6 +93,17 @@ def check_adapter_name(name):
     return name
 
 
+def base_type(annotation):
+    """`int` for `int | None`; any other annotation as it is.
+
+    >>> base_type(int | None), base_type(str)
+    (<class 'int'>, <class 'str'>)
+    """
+    args = getattr(annotation, "__args__", ())
+    args = [a for a in args if a is not type(None)]
+    return args[0] if args else annotation
+
+
 def check_field_types(obj):
     """Checks each field of a dataclass against its annotation.
 
@@ -102,12 +113,9 @@ def check_field_types(obj):
     """
     for field in dataclasses.fields(obj):
         value = getattr(obj, field.name)
-        kind = field.type
-        args = getattr(kind, "__args__", ())
-        if args:  # `X | None`
-            if value is None:
-                continue
-            kind = next(a for a in args if a is not type(None))
+        kind = base_type(field.type)
+        if kind is not field.type and value is None:  # `X | None`
+            continue
         if (
             kind is float
             and isinstance(value, int)

@@ -111,7 +111,10 @@ def adapter_config(model, name):
     """The config adapter `name` was added with."""
     state = get_state(split_model(model)[0])
     if state is None:
-        raise ValueError("This model has no adapters.")
+        raise ValueError(
+            "This model has no adapters; add one with "
+            "`tf_adapters.add_adapter` or `tf_adapters.load_adapter`."
+        )
     state.check_known(name)
     return state.adapters[name].config
 

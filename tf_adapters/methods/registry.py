@@ -101,6 +101,12 @@ def make_adapter_config(method, options):
     cls, fixed = SHORTCUTS[method]
     allowed = option_names(method)
     for key in options:
+        if key in fixed:
+            chosen = [m for m, (c, f) in SHORTCUTS.items() if key in f]
+            raise ValueError(
+                f"`{key}` is chosen by the method name ({chosen}); pick "
+                f"method={options[key]!r} instead of setting it."
+            )
         if key not in allowed:
             raise ValueError(
                 f"`{key}` is not an option of method={method!r} "

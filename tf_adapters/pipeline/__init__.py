@@ -2,6 +2,7 @@
 the `tf-adapters` command runs (finetune, evaluate, compare, generate,
 export, demo). The CLI depends on this package only."""
 
+from tf_adapters.core.validation import base_type
 from tf_adapters.pipeline.compare import DEFAULT_METHODS
 from tf_adapters.pipeline.compare import FULL_LEARNING_RATE
 from tf_adapters.pipeline.compare import run_compare
@@ -16,6 +17,7 @@ __all__ = [
     "DEFAULT_METHODS",
     "FULL_LEARNING_RATE",
     "FinetuneConfig",
+    "base_type",
     "run_compare",
     "run_demo",
     "run_evaluate",

@@ -19,7 +19,11 @@ import sys
 from tf_adapters.core.atomic import atomic_write_text
 from tf_adapters.methods import registry
 from tf_adapters.pipeline.compare_report import write_outputs
+from tf_adapters.pipeline.config import SHORTCUTS
+from tf_adapters.pipeline.config import FinetuneConfig
 from tf_adapters.training.checkpointing import RESUMABLE
+from tf_adapters.training.checkpointing import run_fingerprint
+from tf_adapters.training.checkpointing import saved_fingerprint
 
 log = logging.getLogger("tf_adapters.compare")
 
@@ -32,13 +36,16 @@ DEFAULT_METHODS = ("linear_probe", "full", *registry.adapter_method_names())
 FULL_LEARNING_RATE = 3e-5
 
 
-def variants(config, methods, full_learning_rate=FULL_LEARNING_RATE):
+def variants(
+    config, methods, full_learning_rate=FULL_LEARNING_RATE, shared=None
+):
     """`(label, overrides)` for each run of the comparison.
 
     With `config.l2sp > 0` the full and LoRA runs are repeated with the
-    L2-SP penalty; with `config.share_weights` the LoRA and Houlsby runs
-    are repeated with weights shared across layers.
+    L2-SP penalty; with `shared` (default: `config.share_weights`) the
+    LoRA and Houlsby runs are repeated with weights shared across layers.
     """
+    shared = config.share_weights if shared is None else shared
     runs = [
         (method, {"method": method})
         for method in methods
@@ -50,7 +57,7 @@ def variants(config, methods, full_learning_rate=FULL_LEARNING_RATE):
             for m in ("full", "lora")
             if m in methods
         ]
-    if config.share_weights:
+    if shared:
         runs += [
             (f"{m}+shared", {"method": m, "share_weights": True})
             for m in ("lora", "houlsby")
@@ -72,13 +79,14 @@ def run_compare(
     output="runs/compare",
     full_learning_rate=FULL_LEARNING_RATE,
     reuse=False,
+    adapter_options=None,
 ):
     """Runs every method of the comparison; returns the result dict.
 
     Args:
         config: `FinetuneConfig`. Shared settings (model, data, task, steps,
             batch, seed...). Its `l2sp` and `share_weights` add the
-            regularized and shared variants.
+            regularized and shared variants; its `method` is not used.
         methods: list of str. Methods to compare.
         output: str. Folder for each run and the tables.
         full_learning_rate: float. Learning rate of the full fine-tuning
@@ -86,6 +94,9 @@ def run_compare(
         reuse: bool. Keep the result of a run already in `output` whose
             options are the same (to finish an interrupted comparison, or
             add methods to one); others run again.
+        adapter_options: dict. Adapter options for the runs, each given to
+            the methods that have it (e.g. `rank` to LoRA,
+            `bottleneck_size` to the bottlenecks), on top of `config`'s.
     """
     unknown = [m for m in methods if m not in DEFAULT_METHODS]
     if unknown or not methods:
@@ -93,8 +104,21 @@ def run_compare(
             f"`methods` must be a non-empty list from {list(DEFAULT_METHODS)}."
             f" Received: {list(methods)}."
         )
-    runs = variants(config, methods, full_learning_rate)
-    reports = _run_all(config, runs, _base_run(config, runs), output, reuse)
+    options = {**config.adapter_options(), **(adapter_options or {})}
+    unknown = sorted(set(options) - set(registry.all_option_names()))
+    if unknown:
+        raise ValueError(
+            f"Unknown adapter option(s) {unknown}; adapter options: "
+            f"{registry.all_option_names()}."
+        )
+    shared = bool(options.pop("share_weights", False))
+    # Each run gets its adapter options from `options`, per method.
+    template = dataclasses.replace(
+        config, adapter=None, **dict.fromkeys(SHORTCUTS)
+    )
+    runs = variants(template, methods, full_learning_rate, shared)
+    configs = _run_configs(template, runs, options, output)
+    reports = _run_all(configs, output, reuse)
     rows = _rows(reports)
     if not any("error" not in r for r in rows):
         raise RuntimeError(f"Every run failed; see the logs in {output}.")
@@ -130,22 +154,32 @@ def _base_run(config, runs):
     )
 
 
-def _run_all(config, runs, base_run, output, reuse):
-    """`[(label, report or None)]`: each run in its own process (or its
-    earlier result, with `reuse`)."""
-    reports = []
+def _run_configs(config, runs, options, output):
+    """`[(label, FinetuneConfig)]`, all validated before anything runs."""
+    base_run = _base_run(config, runs)
+    configs = []
     for i, (label, overrides) in enumerate(runs):
-        run_dir = os.path.join(output, label)
         changes = {k: v for k, v in overrides.items() if k != "method"}
         run_config = config.for_method(
             overrides["method"],
+            options,
             **changes,
-            output=run_dir,
+            output=os.path.join(output, label),
             export=False,
             evaluate_base=(i == base_run),
             # One epoch: no training-state saves inside the timed steps.
             checkpoint_every=config.steps,
         )
+        configs.append((label, run_config))
+    return configs
+
+
+def _run_all(configs, output, reuse):
+    """`[(label, report or None)]`: each run in its own process (or its
+    earlier result, with `reuse`)."""
+    reports = []
+    for label, run_config in configs:
+        run_dir = run_config.output
         report = _reused(run_config, run_dir) if reuse else None
         if report is None:
             report = _run_child(run_config, run_dir, label)
@@ -168,13 +202,21 @@ def _rows(reports):
     return rows
 
 
-def _same_run(earlier, now, defaults):
-    """Whether two runs' options agree on everything that shapes training;
-    an option the earlier run did not know yet counts as its default."""
-    skip = RESUMABLE | {"checkpoint_every"}
-    keys = (set(earlier) | set(now)) - skip
+def _same_run(earlier, run_config, defaults):
+    """Whether two runs' options agree on everything that shapes training
+    (adapters compared by the config they resolve to); an option the
+    earlier run did not know yet counts as its default."""
+    if "adapter" in earlier:  # written by this version
+        try:
+            saved = run_fingerprint(FinetuneConfig.from_dict(earlier))
+        except (TypeError, ValueError):
+            return False
+    else:
+        saved = saved_fingerprint(earlier)
+    now = run_fingerprint(run_config)
+    keys = (set(saved) | set(now)) - RESUMABLE - {"checkpoint_every"}
     return all(
-        earlier.get(k, defaults.get(k)) == now.get(k, defaults.get(k))
+        saved.get(k, defaults.get(k)) == now.get(k, defaults.get(k))
         for k in keys
     )
 
@@ -193,7 +235,7 @@ def _reused(run_config, run_dir):
         for f in dataclasses.fields(run_config)
         if f.default is not dataclasses.MISSING
     }
-    if not _same_run(earlier, dataclasses.asdict(run_config), defaults):
+    if not _same_run(earlier, run_config, defaults):
         return None
     if run_config.evaluate_base and not report.get("base"):
         return None

@@ -180,6 +180,7 @@ class FinetuneConfig:
         "layer_norm=true). In a config file: a mapping `adapter:`. Options: "
         f"{registry.all_option_names()}.",
         metavar="KEY=VALUE",
+        flag="--adapter-option",
     )
     l2sp: float = _field(
         0.0,
@@ -288,11 +289,6 @@ class FinetuneConfig:
             )
 
     def _check_adapter_options(self):
-        if self.adapter is not None and not isinstance(self.adapter, dict):
-            raise TypeError(
-                "`adapter` must be a mapping of adapter option: value. "
-                f"Received: {self.adapter!r}."
-            )
         known = registry.all_option_names()
         unknown = sorted(set(self.adapter or {}) - set(known))
         if unknown:
@@ -346,25 +342,42 @@ class FinetuneConfig:
             options.setdefault("seed", self.seed)
         return registry.make_adapter_config(self.method, options)
 
-    def for_method(self, method, **changes):
+    def for_method(self, method, options=None, **changes):
         """This run's options for another `method` (what `compare` runs):
-        adapter options that `method` does not have are left unset."""
+        its adapter options plus `options`, less those `method` does not
+        have, all in the `adapter` mapping; `changes` as in
+        `dataclasses.replace`."""
+        merged = {**self.adapter_options(), **(options or {})}
         allowed = (
             set(registry.option_names(method)) if method in ADAPTERS else set()
         )
-        shortcuts = {
-            name: getattr(self, name) if name in allowed else None
-            for name in SHORTCUTS
-        }
-        adapter = {
-            k: v for k, v in (self.adapter or {}).items() if k in allowed
-        }
+        adapter = {k: v for k, v in merged.items() if k in allowed}
+        unset = dict.fromkeys(SHORTCUTS)
         return dataclasses.replace(
             self,
             method=method,
             adapter=adapter or None,
-            **{**shortcuts, **changes},
+            **{**unset, **changes},
         )
+
+    @staticmethod
+    def split_options(options):
+        """`(run options, adapter options)` of a mapping of options: the
+        adapter ones (shortcut flags set, and the `adapter` mapping) apart,
+        as `run_compare` takes them for several methods at once."""
+        run = dict(options)
+        adapter = run.pop("adapter", None) or {}
+        if not isinstance(adapter, dict):
+            raise ValueError(
+                "`adapter` must be a mapping of adapter option: value. "
+                f"Received: {adapter!r}."
+            )
+        adapter = dict(adapter)
+        for name in SHORTCUTS:
+            value = run.pop(name, None)
+            if value is not None:
+                adapter[name] = value
+        return run, adapter
 
     @classmethod
     def from_dict(cls, data, source="config"):

@@ -72,7 +72,7 @@ ADAPTER_OPTIONS = {
 }
 
 
-def _fingerprint(config):
+def run_fingerprint(config):
     """The options that shape training, with the adapter's resolved."""
     found = {
         k: v
@@ -84,7 +84,7 @@ def _fingerprint(config):
     return found
 
 
-def _saved_fingerprint(saved):
+def saved_fingerprint(saved):
     """A saved state's fingerprint. States written before runs had an
     `adapter` mapping (round 1) kept the adapter flags themselves; they are
     resolved as that code resolved them."""
@@ -106,6 +106,14 @@ def _saved_fingerprint(saved):
         config = registry.make_adapter_config(method, options)
         found["adapter_config"] = config.to_dict()
     return found
+
+
+def _adapter_difference(now, saved):
+    """`: adapter rank 8 (saved) vs 4 (now)`-style detail, if any."""
+    a, b = saved.get("adapter_config") or {}, now.get("adapter_config") or {}
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    details = [f"{k} {a.get(k)!r} (saved) vs {b.get(k)!r} (now)" for k in keys]
+    return f": adapter {', '.join(details)}" if details else ""
 
 
 def _trained_variables(model):
@@ -136,7 +144,7 @@ def save_train_state(model, path, epoch, steps_done, config):
             "epoch": epoch,
             "steps_done": steps_done,
             "shapes": [list(v.shape) for v in variables],
-            "config": _fingerprint(config),
+            "config": run_fingerprint(config),
         }
         with open(os.path.join(tmp, "state.json"), "w") as f:
             json.dump(meta, f, indent=2)
@@ -162,15 +170,16 @@ def load_train_state(model, path, config):
             f"{meta_path}: checkpoint version {meta.get('version')!r}; this "
             f"tf_adapters reads version {STATE_VERSION}."
         )
-    now, saved = _fingerprint(config), _saved_fingerprint(meta["config"])
+    now, saved = run_fingerprint(config), saved_fingerprint(meta["config"])
     changed = sorted(
         k for k in set(now) | set(saved) if now.get(k) != saved.get(k)
     )
     if changed:
         raise ValueError(
             f"--resume: the options {changed} differ from the interrupted "
-            f"run's (saved in {meta_path}); resume with the same options, or "
-            "start a new run in another --output."
+            f"run's (saved in {meta_path}){_adapter_difference(now, saved)}; "
+            "resume with the same options, or start a new run in another "
+            "--output."
         )
     variables = _trained_variables(model)
     with np.load(os.path.join(path, "state.npz"), allow_pickle=False) as data:

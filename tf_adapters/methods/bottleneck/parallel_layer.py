@@ -41,6 +41,8 @@ class ParallelBottleneckLayer(BottleneckLayer):
     def __init__(self, base_layer, adapter_name, *args, input_dim=None, **kw):
         super().__init__(base_layer, adapter_name, *args, **kw)
         self.input_dim = input_dim
+        # Set by its `InputTap`: the block input must then arrive each call.
+        self.paired_tap = False
 
     def _block_input_dim(self, hidden_dim):
         if self.input_dim is None:
@@ -55,7 +57,15 @@ class ParallelBottleneckLayer(BottleneckLayer):
     def adapter_call(self, inputs, training=None, gate=None):
         outputs = self.base_layer(inputs, training=training)
         x = receive(self.handoff_key)
-        x = inputs if x is None else x
+        if x is None:
+            if self.paired_tap:
+                raise RuntimeError(
+                    f"Parallel adapter layer {self.name!r} received no input "
+                    "from its InputTap: the decoder layer holding both must "
+                    "be called (its call opens the forward scope they share); "
+                    "the projection cannot be called alone."
+                )
+            x = inputs
         delta = self.block(ops.cast(x, outputs.dtype))
         delta = ops.cast(self.scaling, outputs.dtype) * delta
         return outputs + apply_gate(gate, delta)
@@ -82,6 +92,7 @@ class InputTap(AdapterLayer):
         super().__init__(base_layer, adapter_name, **kwargs)
         # Not tracked: the target is owned by its own slot in the model.
         set_untracked(self, "target", target)
+        target.paired_tap = True
 
     def build(self, input_shape=None):
         self.built = True
