@@ -91,20 +91,20 @@ os.environ["TF_CONFIG"] = json.dumps({
 import shutil
 import tf_adapters
 from tf_adapters.pipeline import finetune
+from tf_adapters.pipeline import stages
 
 if phase == "interrupt":
     # Both workers stop dead after step 6 (as if the job were preempted);
     # the chief saved the training state after step 4.
-    end = finetune.StepTimer.on_train_batch_end
+    end = stages.StepTimer.on_train_batch_end
     def stop_after_six(self, batch, logs=None):
         end(self, batch, logs)
         if len(self.times) == 6:
             os._exit(17)
-    finetune.StepTimer.on_train_batch_end = stop_after_six
+    stages.StepTimer.on_train_batch_end = stop_after_six
 else:
     # Keep a copy of what each worker trained (a worker's own outputs go to
     # a scratch directory that is deleted).
-    from tf_adapters.pipeline import stages
     save = stages.save_adapter
     def save_and_copy(model, path, *args, **kwargs):
         result = save(model, path, *args, **kwargs)

@@ -61,11 +61,12 @@ def _adapter_weights(path):
 KILLER = """
 import json, os, signal, sys
 from tf_adapters.pipeline import finetune
+from tf_adapters.pipeline import stages
 from tf_adapters.pipeline.finetune import run_finetune
 from tf_adapters.pipeline.config import FinetuneConfig
 
 seen = []
-end = finetune.StepTimer.on_train_batch_end
+end = stages.StepTimer.on_train_batch_end
 
 def killing_end(self, batch, logs=None):
     end(self, batch, logs)
@@ -73,7 +74,7 @@ def killing_end(self, batch, logs=None):
     if len(seen) == int(sys.argv[2]):  # mid-epoch: no checkpoint here
         os.kill(os.getpid(), signal.SIGKILL)
 
-finetune.StepTimer.on_train_batch_end = killing_end
+stages.StepTimer.on_train_batch_end = killing_end
 run_finetune(FinetuneConfig(**json.loads(open(sys.argv[1]).read())))
 """
 

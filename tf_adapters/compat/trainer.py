@@ -106,7 +106,7 @@ class MultiWorkerFitMixin:
     """Lets Keras's `fit` / `evaluate` run under
     `MultiWorkerMirroredStrategy` (tensorflow/tensorflow#72388).
 
-    Keras (checked up to 3.15) fails there for two reasons, both in
+    Keras (3.15, and 3.16 dev) fails there for two reasons, both in
     `keras/src/backend/tensorflow/trainer.py`:
 
     1. `_maybe_symbolic_build` reduces the first distributed batch with

@@ -15,7 +15,7 @@ log = logging.getLogger("tf_adapters.evaluate")
 
 
 def load_trained_weights(trainer, path):
-    """Loads what `save_trained_weights` wrote into `trainer`: the
+    """Loads what `stages.save_trained_weights` wrote into `trainer`: the
     backbone's weights and/or a head's (names, shapes and values checked
     first)."""
     backbone_file = os.path.join(path, "backbone.weights.h5")

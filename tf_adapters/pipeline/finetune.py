@@ -1,8 +1,8 @@
 """The main job: the article's whole flow on one task.
 
 load the base → clean, split, tokenize → evaluate the base → add an
-adapter (or unfreeze for full fine-tuning) → `fit` → evaluate on the same
-test split → save what was trained → export a SavedModel → print a table.
+adapter (or unfreeze for full fine-tuning) → `fit` → save what was trained
+→ evaluate on the same test split → export a SavedModel → print a table.
 Each step is a stage in `pipeline.stages`.
 """
 
@@ -25,9 +25,6 @@ from tf_adapters.training.distribution import make_strategy
 
 log = logging.getLogger("tf_adapters.finetune")
 
-# Kept importable from here for the code that used them before the stages.
-save_trained_weights = stages.save_trained_weights
-StepTimer = stages.StepTimer
 
 
 def peak_rss_mb():

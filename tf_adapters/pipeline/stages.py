@@ -1,5 +1,5 @@
 """The article's pipeline as stages: load → prepare → adapt → train →
-evaluate → save / export → report.
+save → evaluate → export (then `finetune.make_report`).
 
 Each stage is a small function over a `Run` (what the stages before it
 made), testable alone; `run_finetune` calls them in order.
