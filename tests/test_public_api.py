@@ -33,6 +33,12 @@ def test_every_exported_name_documents_an_example():
         if ">>>" not in (inspect.getdoc(getattr(tfa, name)) or "")
     ]
     assert not missing, f"no runnable example in the docstring of {missing}"
+    skipped = [
+        name
+        for name in tfa.__all__
+        if "+SKIP" in (inspect.getdoc(getattr(tfa, name)) or "")
+    ]
+    assert not skipped, f"examples that do not run: {skipped}"
 
 
 def test_help_lists_the_whole_api():

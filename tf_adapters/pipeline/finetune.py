@@ -67,14 +67,38 @@ def run_finetune(config):
         as `"accuracy"`), and the paths of the saved adapter
         (`"checkpoint"`) and of the SavedModel version (`"saved_model"`).
 
-    Example:
-    >>> import os, tempfile, tf_adapters as tfa
+    Example (a tiny GPT-2 saved as a preset, two training steps; with no
+    options `FinetuneConfig()` runs the main job on the embedded model):
+    >>> import contextlib, io, json, os, tempfile, keras_hub
+    >>> import tf_adapters as tfa
     >>> out = tempfile.mkdtemp()
+    >>> vocab = {"<|endoftext|>": 0, "a": 1, "t": 2, "Ġ": 3, "Ġa": 4,
+    ...          "Ġt": 5, "at": 6}
+    >>> tokenizer = keras_hub.models.GPT2Tokenizer(
+    ...     vocabulary=vocab, merges=["Ġ a", "Ġ t", "a t"])
+    >>> keras_hub.models.GPT2CausalLM(
+    ...     keras_hub.models.GPT2Backbone(
+    ...         vocabulary_size=7, num_layers=1, num_heads=2, hidden_dim=8,
+    ...         intermediate_dim=16, max_sequence_length=32),
+    ...     preprocessor=keras_hub.models.GPT2CausalLMPreprocessor(tokenizer),
+    ... ).save_to_preset(os.path.join(out, "tiny_gpt2"))
+    >>> rows = [{"text": " at" * (1 + i % 4) + " t" * (i // 4),
+    ...          "label": "at"[i % 2]} for i in range(16)]  # 16 texts
+    >>> with open(os.path.join(out, "data.jsonl"), "w") as f:
+    ...     _ = f.write("\\n".join(json.dumps(row) for row in rows))
     >>> config = tfa.FinetuneConfig(
-    ...     method="lora", steps=2, batch_size=2, test_size=4,
-    ...     output=os.path.join(out, "run"),
-    ...     export_dir=os.path.join(out, "saved_models"))
-    >>> report = tfa.run_finetune(config)  # doctest: +SKIP
+    ...     model=os.path.join(out, "tiny_gpt2"),
+    ...     data=os.path.join(out, "data.jsonl"), labels=["a", "t"],
+    ...     template="{text}", steps=2, batch_size=4, sequence_length=8,
+    ...     test_size=4, jit_compile=False, export=False,
+    ...     output=os.path.join(out, "run"))
+    >>> with contextlib.redirect_stdout(io.StringIO()):  # progress, table
+    ...     report = tfa.run_finetune(config)
+    >>> sorted(os.listdir(os.path.join(out, "run")))
+    ['adapter', 'report.json']
+    >>> accuracy = report["adapted"]["accuracy"]
+    >>> report["method"], report["steps"], 0 <= accuracy <= 1
+    ('lora', 2, True)
     """
     strategy = make_strategy(config.strategy)
     state_dir = os.path.join(config.output, "train_state")
