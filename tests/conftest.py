@@ -7,6 +7,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+# Scripts that wrote the file fixtures with the round-1 code: not tests, and
+# not to be imported (`--doctest-modules` would run them).
+collect_ignore_glob = ["fixtures/*.py"]
+
 import pytest  # noqa: E402
 
 
