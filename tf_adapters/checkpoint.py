@@ -13,11 +13,9 @@ import numpy as np
 
 from tf_adapters.compat.class_swap import base_class_of
 from tf_adapters.core.atomic import atomic_directory
-from tf_adapters.injection.adapted_model import adapt_classes
+from tf_adapters.injection.api import attach_planned
 from tf_adapters.injection.lifecycle import adapter_config
 from tf_adapters.injection.lifecycle import adapter_variables
-from tf_adapters.injection.lifecycle import install
-from tf_adapters.injection.lifecycle import refresh
 from tf_adapters.injection.lifecycle import split_model
 from tf_adapters.injection.lifecycle import trainable_layer_variables
 from tf_adapters.injection.state import get_state
@@ -148,14 +146,9 @@ def load_adapter(model, path, name=None, activate=True):
     variables = dict(plan.variables())
     variables.update(trainable_layer_variables(model, config.trainable_layers))
     _check_against(path, arrays, variables, base)
-    adapt_classes(backbone, task)
-    install(backbone, plan)
+    attach_planned(backbone, task, plan, activate)
     for key, var in variables.items():
         var.assign(arrays[key].astype(var.dtype))
-    state = get_state(backbone)
-    if activate or state.active is None:
-        state.active = name
-    refresh(backbone, task)
     return model
 
 

@@ -12,37 +12,38 @@ alternative: none; rebuilding the whole model from its config with the
 adapters in place would avoid it.
 """
 
+import contextlib
+
 
 def replace_sublayer(parent, attr, old, new):
     """`parent.attr = new` where `old` was, at `old`'s tracked position."""
     tracker = parent._tracker
     if tracker.is_in_store("layers", old):
         tracker.replace_tracked_value("layers", old, new)
-    _setattr_unlocked(parent, attr, new)
+    with _unlocked(parent):
+        setattr(parent, attr, new)
 
 
 def set_sublayer(parent, attr, new):
     """Adds sublayer `new` as `parent.attr` to a built (locked) layer."""
-    _setattr_unlocked(parent, attr, new)
+    with _unlocked(parent):
+        setattr(parent, attr, new)
 
 
 def remove_sublayer(parent, attr):
     """Untracks and deletes the sublayer `parent.attr`."""
-    child = getattr(parent, attr)
-    parent._tracker.untrack(child)
-    locked = parent._tracker.locked
-    parent._tracker.unlock()
-    try:
+    parent._tracker.untrack(getattr(parent, attr))
+    with _unlocked(parent):
         delattr(parent, attr)
-    finally:
-        parent._tracker.locked = locked
 
 
-def _setattr_unlocked(parent, attr, value):
+@contextlib.contextmanager
+def _unlocked(parent):
+    """`parent`'s tracker unlocked for the block, then as it was."""
     tracker = parent._tracker
     locked = tracker.locked
     tracker.unlock()
     try:
-        setattr(parent, attr, value)
+        yield
     finally:
         tracker.locked = locked

@@ -1,7 +1,6 @@
-"""The installed Keras / keras-hub versions, as comparable tuples."""
+"""The installed Keras version, as a comparable tuple."""
 
 import keras
-import keras_hub
 
 
 def version_tuple(text):
@@ -19,4 +18,3 @@ def version_tuple(text):
 
 
 KERAS = version_tuple(keras.version())
-KERAS_HUB = version_tuple(keras_hub.__version__)

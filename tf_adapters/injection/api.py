@@ -58,13 +58,20 @@ def add_adapter(model, config, name="default", activate=True):
             )
         state.check_nothing_merged("add an adapter")
     plan = planner_for(config)(backbone, config, name)
+    attach_planned(backbone, task, plan, activate)
+    return model
+
+
+def attach_planned(backbone, task, plan, activate=True):
+    """Puts a planned adapter into the model: adapted classes, the
+    adapter's layers and state, then what trains. `activate` makes it the
+    active adapter (the model's first adapter always is)."""
     adapt_classes(backbone, task)
     install(backbone, plan)
     state = get_state(backbone)
     if activate or state.active is None:
-        state.active = name
+        state.active = plan.name
     refresh(backbone, task)
-    return model
 
 
 def set_active_adapter(model, name):

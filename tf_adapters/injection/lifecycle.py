@@ -20,6 +20,7 @@ from tf_adapters.core.layer_paths import select
 from tf_adapters.injection.state import AdapterEntry
 from tf_adapters.injection.state import ensure_state
 from tf_adapters.injection.state import get_state
+from tf_adapters.injection.state import require_state
 from tf_adapters.methods.prompt_tuning.prompt_embedding import PromptEmbedding
 from tf_adapters.methods.registry import config_from_dict
 from tf_adapters.methods.registry import planner_for
@@ -109,12 +110,7 @@ def adapter_variables(backbone, name):
 
 def adapter_config(model, name):
     """The config adapter `name` was added with."""
-    state = get_state(split_model(model)[0])
-    if state is None:
-        raise ValueError(
-            "This model has no adapters; add one with "
-            "`tf_adapters.add_adapter` or `tf_adapters.load_adapter`."
-        )
+    state = require_state(split_model(model)[0])
     state.check_known(name)
     return state.adapters[name].config
 

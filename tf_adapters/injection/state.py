@@ -67,16 +67,19 @@ def require_state(backbone):
     state = get_state(backbone)
     if state is None:
         raise ValueError(
-            "This model has no adapters; call `tf_adapters.add_adapter` first."
+            "This model has no adapters; add one with "
+            "`tf_adapters.add_adapter` or `tf_adapters.load_adapter`."
         )
     return state
 
 
 def ensure_state(backbone):
     """The backbone's `AdapterState`, created empty if missing."""
-    if get_state(backbone) is None:
-        set_untracked(backbone, STATE_ATTR, AdapterState())
-    return get_state(backbone)
+    state = get_state(backbone)
+    if state is None:
+        state = AdapterState()
+        set_untracked(backbone, STATE_ATTR, state)
+    return state
 
 
 def clear_state(backbone):

@@ -109,7 +109,7 @@ def unmerge_adapter(model):
     ...     _ = var.assign(rng.normal(0, 0.3, var.shape).astype("float32"))
     >>> tfa.merge_adapter(backbone)
     >>> tfa.unmerge_adapter(backbone)
-    >>> tfa.disable_adapters(backbone)  # refused while merged
+    >>> tfa.disable_adapters(backbone)  # allowed again once unmerged
     >>> bool(np.allclose(base, backbone(x), atol=1e-5))
     True
     """

@@ -52,6 +52,18 @@ register(IA3Config, plan_ia3, {"ia3": {}})
 register(PromptTuningConfig, plan_prompt_tuning, {"prompt_tuning": {}})
 
 
+# Adapter options that runs (`FinetuneConfig`, the CLI) also take as options
+# of their own; `adapter` (a mapping) sets any option.
+SHORTCUT_OPTIONS = (
+    "rank",
+    "alpha",
+    "target_layers",
+    "bottleneck_size",
+    "num_virtual_tokens",
+    "share_weights",
+)
+
+
 def adapter_method_names():
     """The adapter methods a run can ask for, by name."""
     return tuple(SHORTCUTS)
@@ -74,6 +86,16 @@ def all_option_names():
     for method in SHORTCUTS:
         names += [n for n in option_names(method) if n not in names]
     return names
+
+
+def check_option_names(options, source):
+    """Raises naming `source` if an option is no method's."""
+    unknown = sorted(set(options) - set(all_option_names()))
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown option(s) {unknown}. Adapter options: "
+            f"{all_option_names()}."
+        )
 
 
 def option_default(option):

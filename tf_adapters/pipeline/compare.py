@@ -105,12 +105,7 @@ def run_compare(
             f" Received: {list(methods)}."
         )
     options = {**config.adapter_options(), **(adapter_options or {})}
-    unknown = sorted(set(options) - set(registry.all_option_names()))
-    if unknown:
-        raise ValueError(
-            f"Unknown adapter option(s) {unknown}; adapter options: "
-            f"{registry.all_option_names()}."
-        )
+    registry.check_option_names(options, "`adapter_options`")
     shared = bool(options.pop("share_weights", False))
     # Each run gets its adapter options from `options`, per method.
     template = dataclasses.replace(

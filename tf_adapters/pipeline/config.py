@@ -18,15 +18,7 @@ ADAPTERS = registry.adapter_method_names()
 # `full`: every weight trains; `linear_probe`: only a linear head trains.
 METHODS = ADAPTERS + ("full", "linear_probe")
 TASKS = ("classification", "causal_lm", "prompt_response", "translation")
-# Adapter options with a flag of their own; `adapter` sets any option.
-SHORTCUTS = (
-    "rank",
-    "alpha",
-    "target_layers",
-    "bottleneck_size",
-    "num_virtual_tokens",
-    "share_weights",
-)
+SHORTCUTS = registry.SHORTCUT_OPTIONS
 
 
 def _field(default, help, **kwargs):
@@ -45,6 +37,27 @@ def _option(name, help, **kwargs):
         f"{help} Unset: the adapter config's default ({defaults}).",
         **kwargs,
     )
+
+
+def merge_options(adapter, shortcuts):
+    """The `adapter` mapping plus the shortcut options that are set
+    (not `None`); an option set both ways must agree."""
+    if adapter is not None and not isinstance(adapter, dict):
+        raise ValueError(
+            "`adapter` must be a mapping of adapter option: value. "
+            f"Received: {adapter!r}."
+        )
+    options = dict(adapter or {})
+    for name, value in shortcuts.items():
+        if value is None:
+            continue
+        if name in options and options[name] != value:
+            raise ValueError(
+                f"`{name}` is set twice: {value!r} and, in `adapter`, "
+                f"{options[name]!r}. Set it once."
+            )
+        options[name] = value
+    return options
 
 
 @dataclasses.dataclass
@@ -289,13 +302,7 @@ class FinetuneConfig:
             )
 
     def _check_adapter_options(self):
-        known = registry.all_option_names()
-        unknown = sorted(set(self.adapter or {}) - set(known))
-        if unknown:
-            raise ValueError(
-                f"`adapter`: unknown option(s) {unknown}. Adapter options: "
-                f"{known}."
-            )
+        registry.check_option_names(self.adapter or {}, "`adapter`")
         if self.method in ADAPTERS:
             self.adapter_config()  # the config validates every option
             return
@@ -309,18 +316,8 @@ class FinetuneConfig:
     def adapter_options(self):
         """The adapter options this run sets: `adapter`, plus the shortcut
         flags that are set."""
-        options = dict(self.adapter or {})
-        for name in SHORTCUTS:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if name in options and options[name] != value:
-                raise ValueError(
-                    f"`{name}` is set twice: {value!r} and, in `adapter`, "
-                    f"{options[name]!r}. Set it once."
-                )
-            options[name] = value
-        return options
+        shortcuts = {name: getattr(self, name) for name in SHORTCUTS}
+        return merge_options(self.adapter, shortcuts)
 
     def adapter_config(self):
         """The adapter config this run adds (`None` for `full` and
@@ -366,18 +363,8 @@ class FinetuneConfig:
         adapter ones (shortcut flags set, and the `adapter` mapping) apart,
         as `run_compare` takes them for several methods at once."""
         run = dict(options)
-        adapter = run.pop("adapter", None) or {}
-        if not isinstance(adapter, dict):
-            raise ValueError(
-                "`adapter` must be a mapping of adapter option: value. "
-                f"Received: {adapter!r}."
-            )
-        adapter = dict(adapter)
-        for name in SHORTCUTS:
-            value = run.pop(name, None)
-            if value is not None:
-                adapter[name] = value
-        return run, adapter
+        shortcuts = {name: run.pop(name, None) for name in SHORTCUTS}
+        return run, merge_options(run.pop("adapter", None), shortcuts)
 
     @classmethod
     def from_dict(cls, data, source="config"):

@@ -8,8 +8,7 @@ import keras
 import numpy as np
 
 from tf_adapters.checkpoint import load_adapter
-from tf_adapters.models.loading import load_base
-from tf_adapters.tasks import get_task
+from tf_adapters.pipeline import stages
 
 log = logging.getLogger("tf_adapters.evaluate")
 
@@ -65,24 +64,21 @@ def run_evaluate(config, adapter=None, weights=None):
     Returns the metrics dict.
     """
     keras.utils.set_random_seed(config.seed)
-    task = get_task(config.task)
-    records = task.load(config)
-    splits = task.split(records, config)
-    model = load_base(config.model, sequence_length=config.sequence_length)
-    task.prepare(model, splits, config)
+    run = stages.Run(config, strategy=None)
+    stages.load(run)
+    stages.prepare(run)
     if adapter is not None:
-        load_adapter(model, adapter)
-    trainer = task.build_model(model, config)
-    # Build every weight (e.g. a new head) before loading saved values.
-    trainer({k: v[:1] for k, v in task.test.x.items()}, training=False)
+        load_adapter(run.model, adapter)
+    # Every weight (e.g. a new head) is built before saved values load.
+    stages.build_trainer(run)
     if weights is not None:
-        load_trained_weights(trainer, weights)
+        load_trained_weights(run.trainer, weights)
     elif config.head == "linear" and config.task == "classification":
         raise ValueError(
             "A linear head is trained, not given: pass --weights (the "
             "`weights` folder of a linear_probe/full run)."
         )
-    trainer.compile(loss=task.loss(), jit_compile=config.jit_compile)
-    metrics = task.evaluate(trainer, model, config)
-    print(json.dumps(metrics, indent=2))
-    return metrics
+    run.trainer.compile(loss=run.task.loss(), jit_compile=config.jit_compile)
+    stages.evaluate(run)
+    print(json.dumps(run.metrics, indent=2))
+    return run.metrics

@@ -26,7 +26,6 @@ from tf_adapters.training.distribution import make_strategy
 log = logging.getLogger("tf_adapters.finetune")
 
 
-
 def peak_rss_mb():
     """Peak resident memory of this process so far, in MiB (Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -61,15 +61,7 @@ def plan_epochs(steps, every):
 
 # Options that only feed the adapter config: runs are compared through the
 # config they resolve to (`adapter_config` in the fingerprint).
-ADAPTER_OPTIONS = {
-    "rank",
-    "alpha",
-    "target_layers",
-    "bottleneck_size",
-    "num_virtual_tokens",
-    "share_weights",
-    "adapter",
-}
+ADAPTER_OPTIONS = {*registry.SHORTCUT_OPTIONS, "adapter"}
 
 
 def run_fingerprint(config):
