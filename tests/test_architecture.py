@@ -16,6 +16,7 @@ LAYERS = [
     ["methods"],
     ["injection"],
     ["generation"],
+    ["interop"],
     ["checkpoint", "saving", "summary"],
     ["data"],
     ["evaluation"],

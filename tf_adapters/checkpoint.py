@@ -19,6 +19,12 @@ from tf_adapters.injection.lifecycle import adapter_variables
 from tf_adapters.injection.lifecycle import split_model
 from tf_adapters.injection.lifecycle import trainable_layer_variables
 from tf_adapters.injection.state import get_state
+from tf_adapters.interop.keras_lora import is_keras_lora_file
+from tf_adapters.interop.keras_lora import read_keras_lora
+from tf_adapters.interop.peft_format import CONFIG_FILE as PEFT_CONFIG_FILE
+from tf_adapters.interop.peft_format import is_peft_folder
+from tf_adapters.interop.peft_format import read_peft_adapter
+from tf_adapters.interop.peft_format import write_peft_adapter
 from tf_adapters.methods.registry import config_from_dict
 from tf_adapters.methods.registry import planner_for
 
@@ -26,14 +32,28 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_weights.npz"
 FORMAT = "tf_adapters.adapter"
 FORMAT_VERSION = 1
+FORMATS = ("tf_adapters", "peft")
+DEFAULT_NAME = "default"
 
 
-def save_adapter(model, path, name=None, overwrite=True):
+def save_adapter(
+    model,
+    path,
+    name=None,
+    overwrite=True,
+    format="tf_adapters",
+    base_model_name_or_path=None,
+):
     """Writes adapter `name` (default: the active one) to directory `path`.
 
-    The folder holds `adapter_config.json` (the adapter's config and the
-    base model's description) and `adapter_weights.npz`: the adapter's
-    variables (and those of its `trainable_layers`), never the base model.
+    In the `"tf_adapters"` format the folder holds `adapter_config.json`
+    (the adapter's config and the base model's description) and
+    `adapter_weights.npz`: the adapter's variables (and those of its
+    `trainable_layers`), never the base model. In the `"peft"` format it
+    holds PEFT's `adapter_config.json` and `adapter_model.safetensors`,
+    which `peft.PeftModel.from_pretrained` loads onto the Hugging Face
+    model the base was converted from (LoRA, IA3 and prompt tuning; the
+    same outputs).
 
     Args:
         model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
@@ -41,6 +61,11 @@ def save_adapter(model, path, name=None, overwrite=True):
         path: str. Directory to write; replaced atomically.
         name: str. Which adapter. Defaults to the active adapter.
         overwrite: bool. Replace an existing checkpoint. Defaults to `True`.
+        format: str. `"tf_adapters"` or `"peft"`. Defaults to
+            `"tf_adapters"`.
+        base_model_name_or_path: str. For `"peft"`: the Hugging Face model
+            the adapter belongs on, recorded in its config (PEFT loads it
+            from there when none is given). Defaults to `None`.
 
     Returns:
         `None`.
@@ -59,6 +84,11 @@ def save_adapter(model, path, name=None, overwrite=True):
     >>> tfa.list_adapters(fresh)
     ['task']
     """
+    if format not in FORMATS:
+        raise ValueError(
+            f"`format` must be one of {list(FORMATS)}. Received: "
+            f"format={format!r}."
+        )
     backbone, task = split_model(model)
     state = get_state(backbone)
     if state is None or not state.adapters:
@@ -71,6 +101,14 @@ def save_adapter(model, path, name=None, overwrite=True):
     config = adapter_config(model, name)
     variables = _checkpoint_variables(backbone, task, name, config)
     arrays = {key: np.asarray(var.numpy()) for key, var in variables.items()}
+    if format == "peft":
+        with atomic_directory(
+            path, overwrite=overwrite, marker=PEFT_CONFIG_FILE
+        ) as tmp:
+            write_peft_adapter(
+                tmp, backbone, config, arrays, base_model_name_or_path
+            )
+        return
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -96,9 +134,15 @@ def load_adapter(model, path, name=None, activate=True):
 
     Args:
         model: a keras-hub `CausalLM` or `Backbone` (e.g. freshly loaded).
-        path: str. A directory written by `save_adapter`.
+        path: str. The adapter: see below.
         name: str. Name to give the adapter. Defaults to the saved name.
         activate: bool. Make it the active adapter. Defaults to `True`.
+
+    `path` may be a folder written by `save_adapter`, a PEFT adapter folder
+    (`adapter_config.json` with a `peft_type`: LoRA, IA3 or prompt tuning,
+    named `"default"` unless `name` is given) or a keras-hub `.lora.h5`
+    file (`Backbone.save_lora_weights`, loaded as an equal LoRA; see
+    `tf_adapters.interop.keras_lora`).
 
     Returns:
         The same model object, adapted.
@@ -118,9 +162,8 @@ def load_adapter(model, path, name=None, activate=True):
     (['copy'], 'copy')
     """
     backbone, task = split_model(model)
-    meta, arrays = read_checkpoint(path)
-    config = config_from_dict(meta["config"])
-    name = name or meta["adapter_name"]
+    config, arrays, saved_name = read_any_adapter(path, backbone)
+    name = name or saved_name
     state = get_state(backbone)
     if state is not None and name in state.adapters:
         raise ValueError(
@@ -128,20 +171,11 @@ def load_adapter(model, path, name=None, activate=True):
             "`name` to `load_adapter`."
         )
     base = _describe_base(backbone)
-    saved_class = meta["base_model"].get("class")
-    if saved_class != base["class"]:
-        raise ValueError(
-            f"Adapter checkpoint {path} was saved from a {saved_class}; this "
-            f"model is a {base['class']}. Load it onto the model family it "
-            "was trained on."
-        )
     try:
         plan = planner_for(config)(backbone, config, name)
     except ValueError as e:
         raise ValueError(
-            f"Adapter checkpoint {path} (saved from a "
-            f"{meta['base_model'].get('class')}) does not fit this "
-            f"{base['class']}: {e}"
+            f"Adapter {path} does not fit this {base['class']}: {e}"
         ) from None
     variables = dict(plan.variables())
     variables.update(trainable_layer_variables(model, config.trainable_layers))
@@ -150,6 +184,29 @@ def load_adapter(model, path, name=None, activate=True):
     for key, var in variables.items():
         var.assign(arrays[key].astype(var.dtype))
     return model
+
+
+def read_any_adapter(path, backbone):
+    """`(config, arrays, name)` of the adapter at `path` in any format we
+    read: a `save_adapter` folder, a PEFT folder or a keras-hub `.lora.h5`
+    file. Nothing is attached."""
+    path = os.fspath(path)
+    if is_keras_lora_file(path):
+        config, arrays = read_keras_lora(path, backbone)
+        return config, arrays, DEFAULT_NAME
+    if is_peft_folder(path):
+        config, arrays = read_peft_adapter(path, backbone)
+        return config, arrays, DEFAULT_NAME
+    meta, arrays = read_checkpoint(path)
+    base = _describe_base(backbone)
+    saved_class = meta["base_model"].get("class")
+    if saved_class != base["class"]:
+        raise ValueError(
+            f"Adapter checkpoint {path} was saved from a {saved_class}; this "
+            f"model is a {base['class']}. Load it onto the model family it "
+            "was trained on."
+        )
+    return config_from_dict(meta["config"]), arrays, meta["adapter_name"]
 
 
 def read_checkpoint(path):

@@ -17,6 +17,31 @@ def direct_sublayers(layer):
     return list(layer._layers)
 
 
+def keras_walk_order(layer, children=direct_sublayers):
+    """`layer`'s sublayers at every depth in the order of Keras's private
+    `Layer._flatten_layers(include_self=False)`, with `children(layer)` in
+    place of `layer._layers`.
+
+    keras-hub's `Backbone.save_lora_weights` names layers by their index in
+    that order (among those with weights), so reading a `.lora.h5` file
+    needs the same order. Keras pops the front of a deque and pushes each
+    layer's children with `extendleft`, which reverses them. Checked on
+    Keras 3.15-3.16 (dev). Public alternative: none.
+    """
+    import collections
+
+    found, seen = [], set()
+    queue = collections.deque(children(layer))
+    while queue:
+        child = queue.popleft()
+        if id(child) in seen:
+            continue
+        seen.add(id(child))
+        found.append(child)
+        queue.extendleft(children(child))
+    return found
+
+
 def own_variables(layer, trainable_only=False):
     """The variables created by `layer` itself, not by its sublayers
     (with `trainable_only`, those created trainable).

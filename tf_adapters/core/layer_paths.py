@@ -65,6 +65,15 @@ def matches(pattern, path):
     )
 
 
+def first_match(pattern_map, path, default):
+    """The value of the first key of `pattern_map` that `matches` `path`,
+    else `default` (PEFT's `rank_pattern` rule)."""
+    for pattern, value in (pattern_map or {}).items():
+        if matches(pattern, path):
+            return value
+    return default
+
+
 def select(slots, patterns, exclude=None):
     """Slots matching any pattern and no exclude pattern."""
     return [

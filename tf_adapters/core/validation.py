@@ -84,6 +84,20 @@ def check_patterns(name, value, allow_none=True):
     return list(value)
 
 
+def check_pattern_map(name, value, check_value):
+    """Checks a `{layer pattern: value}` dict (PEFT's `rank_pattern`);
+    returns it as a plain dict or `None`."""
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(
+            f"`{name}` must be a dict of layer pattern to value. "
+            f"Received: {name}={value!r}."
+        )
+    check_patterns(name, list(value), allow_none=False)
+    return {k: check_value(f"{name}[{k!r}]", v) for k, v in value.items()}
+
+
 def check_adapter_name(name):
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(

@@ -14,14 +14,20 @@ def plan_ia3(backbone, config, name):
         "target_layers",
         default=family_default(backbone, lambda family: family.ia3),
     )
-    feedforward = config.feedforward_layers
-    if feedforward is None:
-        family = family_of(backbone)
-        feedforward = [family.ffn_output] if family else []
     plan = AdapterPlan(name, config)
     for slot in slots:
-        scale_input = any(matches(p, slot.path) for p in feedforward)
+        scale_input = scales_input(backbone, config, slot.path)
         layer = IA3Layer(slot.layer, name, scale_input=scale_input)
         layer.build()
         plan.wraps.append((slot, layer))
     return plan
+
+
+def scales_input(backbone, config, path):
+    """Whether IA3 rescales the input (not the output) of layer `path`:
+    `config.feedforward_layers`, else the family's feed-forward output."""
+    feedforward = config.feedforward_layers
+    if feedforward is None:
+        family = family_of(backbone)
+        feedforward = [family.ffn_output] if family else []
+    return any(matches(p, path) for p in feedforward)

@@ -1,9 +1,12 @@
 import dataclasses
+import math
 
 from tf_adapters.core.config import AdapterConfig
+from tf_adapters.core.layer_paths import first_match
 from tf_adapters.core.validation import check_bool
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
+from tf_adapters.core.validation import check_pattern_map
 from tf_adapters.core.validation import check_patterns
 
 
@@ -31,6 +34,16 @@ class LoraConfig(AdapterConfig):
             every layer's query projection) shared by all transformer
             layers, dividing the adapter's parameters by the number of
             layers. Defaults to `False`.
+        use_rslora: bool. Rank-stabilized LoRA (Kalajdzievski, 2023): scale
+            the update by `alpha / sqrt(rank)` instead of `alpha / rank`.
+            Defaults to `False`.
+        rank_pattern: dict of str to int. Per-layer ranks: a layer whose path
+            matches a key (a layer name, path suffix or regular expression,
+            as in `target_layers`; the first matching key wins) gets that
+            rank instead of `rank`. PEFT's option of the same name.
+            Defaults to `None`.
+        alpha_pattern: dict of str to float. Per-layer `alpha`, matched like
+            `rank_pattern`. Defaults to `None`.
         trainable_layers: see `AdapterConfig`.
 
     Example:
@@ -50,6 +63,9 @@ class LoraConfig(AdapterConfig):
     target_layers: list | None = None
     exclude: list | None = None
     share_weights: bool = False
+    use_rslora: bool = False
+    rank_pattern: dict | None = None
+    alpha_pattern: dict | None = None
 
     def validate(self):
         check_int("rank", self.rank, minimum=1)
@@ -62,7 +78,32 @@ class LoraConfig(AdapterConfig):
         self.target_layers = check_patterns("target_layers", self.target_layers)
         self.exclude = check_patterns("exclude", self.exclude)
         check_bool("share_weights", self.share_weights)
+        check_bool("use_rslora", self.use_rslora)
+        self.rank_pattern = check_pattern_map(
+            "rank_pattern",
+            self.rank_pattern,
+            lambda key, v: check_int(key, v, minimum=1),
+        )
+        self.alpha_pattern = check_pattern_map(
+            "alpha_pattern",
+            self.alpha_pattern,
+            lambda key, v: check_float(key, v, minimum=0, strict_min=True),
+        )
+
+    def rank_for(self, path):
+        """The rank of the layer at `path` (`rank_pattern`, else `rank`)."""
+        return first_match(self.rank_pattern, path, self.rank)
+
+    def alpha_for(self, path):
+        """The alpha of the layer at `path` (`alpha_pattern`, else `alpha`)."""
+        return first_match(self.alpha_pattern, path, self.alpha)
 
     @property
     def scale(self):
-        return self.alpha / self.rank
+        """The update's scale for a layer of rank `rank` and `alpha`."""
+        return lora_scale(self.alpha, self.rank, self.use_rslora)
+
+
+def lora_scale(alpha, rank, use_rslora=False):
+    """`alpha / rank`, or `alpha / sqrt(rank)` for rank-stabilized LoRA."""
+    return alpha / (math.sqrt(rank) if use_rslora else rank)

@@ -5,6 +5,7 @@ from tf_adapters.compat.layers import set_untracked
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
 from tf_adapters.core.routing import apply_gate
+from tf_adapters.methods.lora.config import lora_scale
 
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
@@ -22,6 +23,8 @@ class LoraLayer(AdapterLayer):
         rank: int. Rank of the update.
         alpha: float. The update is scaled by `alpha / rank`.
         dropout: float. Dropout rate on the branch input.
+        use_rslora: bool. Scale by `alpha / sqrt(rank)` instead.
+            Defaults to `False`.
         shared: `LoraLayer` whose `A` and `B` this layer uses instead of its
             own (parameter sharing across layers). Defaults to `None`.
         **kwargs: `keras.layers.Layer` arguments.
@@ -44,12 +47,14 @@ class LoraLayer(AdapterLayer):
         alpha,
         dropout=0.0,
         shared=None,
+        use_rslora=False,
         **kwargs,
     ):
         super().__init__(base_layer, adapter_name, **kwargs)
         self.rank = rank
         self.alpha = alpha
         self.dropout = dropout
+        self.use_rslora = use_rslora
         # Not tracked as a sublayer: the owner lives in its own slot.
         set_untracked(self, "shared", shared)
 
@@ -63,7 +68,7 @@ class LoraLayer(AdapterLayer):
 
     @property
     def scale(self):
-        return self.alpha / self.rank
+        return lora_scale(self.alpha, self.rank, self.use_rslora)
 
     def build(self, input_shape=None):
         self._build_base(input_shape)
@@ -80,11 +85,16 @@ class LoraLayer(AdapterLayer):
     def _share_from(self, owner):
         if not owner.built:
             owner.build()
-        if owner.spec.dims(owner.spec.contracted) != self.spec.dims(
-            self.spec.contracted
-        ) or owner.spec.dims(owner.spec.kernel_out) != self.spec.dims(
-            self.spec.kernel_out
-        ):
+
+        def shape(layer):
+            spec = layer.spec
+            return (
+                layer.rank,
+                spec.dims(spec.contracted),
+                spec.dims(spec.kernel_out),
+            )
+
+        if shape(owner) != shape(self):
             raise ValueError(
                 f"Cannot share LoRA weights between {owner.base_layer.name!r} "
                 f"and {self.base_layer.name!r}: their shapes differ."
@@ -130,6 +140,11 @@ class LoraLayer(AdapterLayer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"rank": self.rank, "alpha": self.alpha, "dropout": self.dropout}
+            {
+                "rank": self.rank,
+                "alpha": self.alpha,
+                "dropout": self.dropout,
+                "use_rslora": self.use_rslora,
+            }
         )
         return config

@@ -20,10 +20,11 @@ def plan_lora(backbone, config, name):
         layer = LoraLayer(
             slot.layer,
             name,
-            rank=config.rank,
-            alpha=config.alpha,
+            rank=config.rank_for(slot.path),
+            alpha=config.alpha_for(slot.path),
             dropout=config.dropout,
             shared=owner,
+            use_rslora=config.use_rslora,
         )
         owners.setdefault(role_of(slot.path), layer)
         layer.build()

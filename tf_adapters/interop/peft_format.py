@@ -1,0 +1,602 @@
+"""PEFT adapter folders (`adapter_config.json` + `adapter_model.safetensors`)
+read as tf_adapters adapters, and written from them.
+
+Reading turns a PEFT LoRA, IA3 or prompt-tuning adapter into the config and
+weight arrays of the equivalent tf_adapters adapter (same outputs); writing
+does the reverse. Module names map to keras-hub layer paths through
+`tf_adapters.interop.hf_modules`. Nothing is dropped silently: an option,
+module or tensor that tf_adapters cannot represent exactly is refused by
+name. Nothing here imports torch or peft.
+"""
+
+import collections
+import json
+import os
+import re
+
+import numpy as np
+
+from tf_adapters.core.einsum_spec import EinsumSpec
+from tf_adapters.core.layer_paths import iter_slots
+from tf_adapters.interop.hf_modules import from_keras_in
+from tf_adapters.interop.hf_modules import from_keras_out
+from tf_adapters.interop.hf_modules import hf_modules
+from tf_adapters.interop.hf_modules import prompt_row_scale
+from tf_adapters.interop.hf_modules import to_keras_in
+from tf_adapters.interop.hf_modules import to_keras_out
+from tf_adapters.methods.ia3 import IA3Config
+from tf_adapters.methods.ia3.plan import scales_input
+from tf_adapters.methods.lora import LoraConfig
+from tf_adapters.methods.lora.config import lora_scale
+from tf_adapters.methods.prompt_tuning import PromptTuningConfig
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+PICKLED_WEIGHTS_FILE = "adapter_model.bin"
+PREFIX = "base_model.model."
+PROMPT_PATH = "token_embedding/prompt_embedding/prompt_embeddings"
+METHODS = ("LORA", "IA3", "PROMPT_TUNING")
+
+# Fields that do not change what a loaded adapter computes (documentation,
+# initialisation, training-time bookkeeping).
+_INERT = {
+    "peft_type",
+    "task_type",
+    "base_model_name_or_path",
+    "revision",
+    "inference_mode",
+    "auto_mapping",
+    "peft_version",
+    "init_lora_weights",
+    "init_ia3_weights",
+    "loftq_config",
+    "eva_config",
+    "corda_config",
+    "megatron_core",
+    "runtime_config",
+    "ensure_weight_tying",
+    "qalora_group_size",
+    "layers_pattern",
+    "exclude_modules",
+    "target_modules",
+    "layers_to_transform",
+    "feedforward_modules",
+    "fan_in_fan_out",
+    "prompt_tuning_init",
+    "prompt_tuning_init_text",
+    "tokenizer_name_or_path",
+    "tokenizer_kwargs",
+    "num_attention_heads",
+    "num_layers",
+    "token_dim",
+}
+# Fields read into the tf_adapters config, per method.
+_READ = {
+    "LORA": {"r", "lora_alpha", "lora_dropout", "use_rslora", "bias"}
+    | {"rank_pattern", "alpha_pattern"},
+    "IA3": set(),
+    "PROMPT_TUNING": {"num_virtual_tokens", "num_transformer_submodules"},
+}
+
+
+def is_peft_folder(path):
+    """Whether `path` is a folder holding a PEFT `adapter_config.json`
+    (one with a `peft_type`)."""
+    config_path = os.path.join(str(path), CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        return False
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "peft_type" in meta
+
+
+def read_peft_adapter(path, backbone):
+    """Reads PEFT folder `path` as a tf_adapters adapter for `backbone`.
+
+    Returns:
+        `(config, arrays)`: the tf_adapters config and `{variable key:
+        array}` keyed as in tf_adapters checkpoints.
+
+    Raises:
+        ValueError: naming the option, module, tensor or shape that cannot
+            be represented exactly, or the file that cannot be read.
+    """
+    meta = _read_config(path)
+    method = meta["peft_type"]
+    _refuse_unknown_options(path, meta, method)
+    tensors = _read_tensors(path)
+    if method == "PROMPT_TUNING":
+        return _read_prompt(path, meta, tensors, backbone)
+    modules = _group_by_module(path, tensors, method)
+    targets = _module_table(backbone)
+    for module in modules:
+        if module not in targets:
+            raise ValueError(
+                f"{path}: module {module!r} is not an adaptable projection of "
+                f"{type(backbone).__name__} (known modules look like "
+                f"{next(iter(targets))!r}); it was trained on another "
+                "architecture."
+            )
+    for module in modules:
+        if not _selected(meta, module):
+            raise ValueError(
+                f"{path}: the weights hold module {module!r}, which "
+                f"{CONFIG_FILE}'s target_modules / layers_to_transform do not "
+                "select (PEFT would ignore those weights); the file is "
+                "inconsistent."
+            )
+    if method == "LORA":
+        return _read_lora(path, meta, modules, targets)
+    return _read_ia3(path, meta, modules, targets)
+
+
+def _read_config(path):
+    config_path = os.path.join(str(path), CONFIG_FILE)
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"{config_path} cannot be read as JSON: {e}."
+        ) from None
+    if not isinstance(meta, dict) or "peft_type" not in meta:
+        raise ValueError(f"{config_path} is not a PEFT adapter config.")
+    method = meta["peft_type"]
+    if method not in METHODS:
+        raise ValueError(
+            f"{config_path}: PEFT method {method!r} is not supported; "
+            f"tf_adapters reads {list(METHODS)}."
+        )
+    return meta
+
+
+def _is_default(value):
+    return value in (None, False, "", "none") or value == [] or value == {}
+
+
+def _refuse_unknown_options(path, meta, method):
+    for key, value in sorted(meta.items()):
+        if key in _INERT or key in _READ[method] or _is_default(value):
+            continue
+        raise ValueError(
+            f"{os.path.join(str(path), CONFIG_FILE)}: PEFT option "
+            f"{key}={value!r} has no exact tf_adapters equivalent, so the "
+            "adapter is not loaded (nothing is dropped silently)."
+        )
+    if method == "LORA" and meta.get("bias", "none") != "none":
+        raise ValueError(
+            f"{path}: PEFT option bias={meta['bias']!r} trains the base "
+            "layers' biases; tf_adapters reads LoRA adapters with "
+            "bias='none' only."
+        )
+
+
+def _read_tensors(path):
+    weights = os.path.join(str(path), WEIGHTS_FILE)
+    if not os.path.isfile(weights):
+        if os.path.isfile(os.path.join(str(path), PICKLED_WEIGHTS_FILE)):
+            raise ValueError(
+                f"{path} holds {PICKLED_WEIGHTS_FILE}, a pickled torch file, "
+                "which tf_adapters does not unpickle; save the adapter with "
+                "`safe_serialization=True` (PEFT's default) to get "
+                f"{WEIGHTS_FILE}."
+            )
+        raise FileNotFoundError(f"{weights} not found.")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(weights, framework="np") as f:
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as e:  # safetensors raises its own SafetensorError
+        raise ValueError(
+            f"{weights} is not a readable safetensors file ({e}); it may be "
+            "truncated or corrupt: copy it again."
+        ) from None
+    for key, array in tensors.items():
+        if array.dtype.kind != "f":
+            raise ValueError(
+                f"{weights}: tensor {key!r} has dtype {array.dtype}; adapter "
+                "weights are floating point."
+            )
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{weights}: tensor {key!r} holds NaN or Inf.")
+    return tensors
+
+
+_SUFFIXES = {
+    "LORA": (".lora_A.weight", ".lora_B.weight"),
+    "IA3": (".ia3_l",),
+}
+
+
+def _group_by_module(path, tensors, method):
+    """`{module name: {suffix: array}}`; refuses any other tensor."""
+    modules = collections.defaultdict(dict)
+    for key, array in tensors.items():
+        name = key.removeprefix(PREFIX)
+        for suffix in _SUFFIXES[method]:
+            if name.endswith(suffix):
+                modules[name.removesuffix(suffix)][suffix] = array
+                break
+        else:
+            raise ValueError(
+                f"{os.path.join(str(path), WEIGHTS_FILE)}: tensor {key!r} is "
+                f"not part of a plain PEFT {method} adapter on linear layers "
+                "(e.g. DoRA magnitudes, embedding LoRA, modules_to_save or "
+                "biases); tf_adapters cannot represent it exactly."
+            )
+    for module, parts in modules.items():
+        missing = set(_SUFFIXES[method]) - set(parts)
+        if missing:
+            raise ValueError(
+                f"{path}: module {module!r} lacks {sorted(missing)[0]!r}."
+            )
+    return dict(modules)
+
+
+def _module_table(backbone):
+    """`{Hugging Face module: [(HFModule, EinsumSpec)]}`."""
+    layers = {s.path: s.base for s in iter_slots(backbone)}
+    table = collections.defaultdict(list)
+    for m in hf_modules(backbone):
+        table[m.hf_name].append((m, EinsumSpec.from_layer(layers[m.path])))
+    return dict(table)
+
+
+def _selected(meta, module):
+    """PEFT's target rule (`check_target_module_exists`): a regex string is
+    a full match; a list matches a name or a `.`-suffix, then
+    `layers_to_transform` keeps the listed layer indices."""
+    targets = meta.get("target_modules")
+    if targets is None or targets == "all-linear":
+        return True
+    if isinstance(targets, str):
+        return re.fullmatch(targets, module) is not None
+    if module not in targets and not any(
+        module.endswith("." + t) for t in targets
+    ):
+        return False
+    indices = meta.get("layers_to_transform")
+    if indices is None or indices == []:
+        return True
+    indices = [indices] if isinstance(indices, int) else indices
+    patterns = meta.get("layers_pattern") or ["layers", "h", "blocks", "layer"]
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    for pattern in patterns:
+        found = re.match(rf".*\.{pattern}\.(\d+)\.", module)
+        if found:
+            return int(found.group(1)) in indices
+    return False
+
+
+def _pattern_value(patterns, module, default):
+    """PEFT's `rank_pattern` rule: the first key `k` with
+    `re.match(rf"(.*\\.)?({k})$", module)`."""
+    for key, value in (patterns or {}).items():
+        if re.match(rf"(.*\.)?({key})$", module):
+            return value
+    return default
+
+
+def _out_rows(m, spec):
+    return m.rows or (0, int(np.prod(spec.dims(spec.kernel_out))))
+
+
+def _check_in(path, module, m, spec, width):
+    expected = int(np.prod(spec.dims(spec.contracted)))
+    if width != expected:
+        raise ValueError(
+            f"{path}: module {module!r} takes {width} input features but "
+            f"layer {m.path!r} of this model takes {expected}; the adapter "
+            "was trained on a base of another shape."
+        )
+
+
+def _check_out(path, module, parts, height):
+    expected = _out_rows(*parts[-1])[1]
+    if height != expected:
+        raise ValueError(
+            f"{path}: module {module!r} has {height} output features but "
+            f"this model's {' + '.join(m.path for m, _ in parts)} has "
+            f"{expected}; the adapter was trained on a base of another shape."
+        )
+
+
+def _read_lora(path, meta, modules, targets):
+    default_rank = meta.get("r", 8)
+    default_alpha = meta.get("lora_alpha", 8)
+    rslora = bool(meta.get("use_rslora", False))
+    arrays, ranks, alphas = {}, {}, {}
+    for module, parts in sorted(modules.items()):
+        a, b = parts[".lora_A.weight"], parts[".lora_B.weight"]
+        rank = _pattern_value(meta.get("rank_pattern"), module, default_rank)
+        alpha = _pattern_value(meta.get("alpha_pattern"), module, default_alpha)
+        if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
+            raise ValueError(
+                f"{path}: module {module!r} has lora_A {a.shape} and lora_B "
+                f"{b.shape}, which are not a rank-r pair."
+            )
+        if a.shape[0] != rank:
+            raise ValueError(
+                f"{path}: module {module!r} has rank {a.shape[0]} in its "
+                f"weights but rank {rank} in {CONFIG_FILE} (r / "
+                "rank_pattern); the file is inconsistent."
+            )
+        _check_out(path, module, targets[module], b.shape[0])
+        for m, spec in targets[module]:
+            _check_in(path, module, m, spec, a.shape[1])
+            start, stop = _out_rows(m, spec)
+            arrays[f"{m.path}/lora_a"] = to_keras_in(a, spec)
+            arrays[f"{m.path}/lora_b"] = to_keras_out(b[start:stop], spec)
+            ranks[m.path], alphas[m.path] = int(rank), float(alpha)
+    rank = collections.Counter(ranks.values()).most_common(1)[0][0]
+    alpha = float(default_alpha)
+    config = LoraConfig(
+        rank=rank,
+        alpha=alpha,
+        dropout=float(meta.get("lora_dropout") or 0.0),
+        target_layers=sorted(ranks),
+        use_rslora=rslora,
+        rank_pattern={p: r for p, r in sorted(ranks.items()) if r != rank},
+        alpha_pattern={p: a for p, a in sorted(alphas.items()) if a != alpha},
+    )
+    return config, arrays
+
+
+def _read_ia3(path, meta, modules, targets):
+    arrays, scaled_input = {}, []
+    for module, parts in sorted(modules.items()):
+        vector = parts[".ia3_l"]
+        feedforward = vector.ndim == 2 and vector.shape[0] == 1
+        if vector.ndim != 2 or (not feedforward and vector.shape[1] != 1):
+            raise ValueError(
+                f"{path}: module {module!r} has an ia3_l of shape "
+                f"{vector.shape}; PEFT writes (out, 1) or (1, in)."
+            )
+        if feedforward:
+            for m, spec in targets[module]:
+                _check_in(path, module, m, spec, vector.shape[1])
+                arrays[f"{m.path}/ia3_scale"] = vector[0].reshape(
+                    spec.dims(spec.contracted)
+                )
+                scaled_input.append(m.path)
+            continue
+        _check_out(path, module, targets[module], vector.shape[0])
+        for m, spec in targets[module]:
+            start, stop = _out_rows(m, spec)
+            arrays[f"{m.path}/ia3_scale"] = vector[start:stop, 0].reshape(
+                spec.dims(spec.kernel_out)
+            )
+    paths = sorted(key.removesuffix("/ia3_scale") for key in arrays)
+    config = IA3Config(target_layers=paths, feedforward_layers=scaled_input)
+    return config, arrays
+
+
+def _read_prompt(path, meta, tensors, backbone):
+    if meta.get("num_transformer_submodules", 1) not in (1, None):
+        raise ValueError(
+            f"{path}: num_transformer_submodules="
+            f"{meta['num_transformer_submodules']} is an encoder-decoder "
+            "prompt; tf_adapters adapts decoder-only models."
+        )
+    if set(tensors) != {"prompt_embeddings"}:
+        extra = sorted(set(tensors) - {"prompt_embeddings"})
+        raise ValueError(
+            f"{path}: a PEFT prompt-tuning file holds one tensor, "
+            f"'prompt_embeddings'; this one holds {extra or 'none'}."
+        )
+    table = tensors["prompt_embeddings"]
+    hidden = backbone.token_embedding.output_dim
+    count = meta.get("num_virtual_tokens")
+    if table.ndim != 2 or table.shape[1] != hidden or table.shape[0] != count:
+        raise ValueError(
+            f"{path}: prompt_embeddings has shape {table.shape}; this model "
+            f"needs ({count}, {hidden}) (num_virtual_tokens, hidden size)."
+        )
+    config = PromptTuningConfig(num_virtual_tokens=int(count), init="random")
+    return config, {PROMPT_PATH: table / prompt_row_scale(backbone)}
+
+
+def write_peft_adapter(folder, backbone, config, arrays, base_model=None):
+    """Writes `arrays` (a tf_adapters adapter's variables, keyed as in its
+    checkpoints) as a PEFT adapter into existing folder `folder`.
+
+    Raises:
+        ValueError: for an adapter PEFT cannot hold exactly, naming why.
+    """
+    from safetensors.numpy import save_file
+
+    if config.trainable_layers:
+        raise ValueError(
+            "The adapter also trains base layers (`trainable_layers`="
+            f"{config.trainable_layers}); PEFT's format holds them only as "
+            "`modules_to_save`, which tf_adapters does not write. Save it in "
+            "the tf_adapters format."
+        )
+    if isinstance(config, LoraConfig):
+        meta, tensors = _lora_to_peft(backbone, config, arrays)
+    elif isinstance(config, IA3Config):
+        meta, tensors = _ia3_to_peft(backbone, config, arrays)
+    elif isinstance(config, PromptTuningConfig):
+        meta, tensors = _prompt_to_peft(backbone, config, arrays)
+    else:
+        raise ValueError(
+            f"PEFT has no {type(config).__name__} adapters (bottleneck "
+            "adapters are AdapterHub's, not PEFT's); save it in the "
+            "tf_adapters format."
+        )
+    meta = {
+        "base_model_name_or_path": base_model,
+        "task_type": "CAUSAL_LM",
+        "inference_mode": True,
+        **meta,
+    }
+    save_file(
+        {key: np.ascontiguousarray(v, "float32") for key, v in tensors.items()},
+        os.path.join(folder, WEIGHTS_FILE),
+        metadata={"format": "pt"},
+    )
+    with open(os.path.join(folder, CONFIG_FILE), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2, sort_keys=True)
+
+
+def _modules_of(backbone, arrays, suffix):
+    """`{module: [(HFModule, EinsumSpec, adapted?)]}` for every module with
+    an adapted part; refuses adapted layers that have no module."""
+    table = _module_table(backbone)
+    adapted = {k.removesuffix(suffix) for k in arrays if k.endswith(suffix)}
+    known = {m.path for parts in table.values() for m, _ in parts}
+    for layer in sorted(adapted - known):
+        raise ValueError(
+            f"Layer {layer!r} has no Hugging Face counterpart among the "
+            "projections PEFT adapts; it cannot be written in PEFT's format."
+        )
+    return {
+        module: [(m, spec, m.path in adapted) for m, spec in parts]
+        for module, parts in table.items()
+        if any(m.path in adapted for m, _ in parts)
+    }
+
+
+def _target_names(backbone, modules):
+    """PEFT `target_modules`: short suffixes when they select exactly
+    `modules`, else the full names."""
+    every = {m.hf_name for m in hf_modules(backbone)}
+    short = {_short_name(name) for name in modules}
+    chosen = {n for n in every if any(n.endswith("." + s) for s in short)}
+    return sorted(short) if chosen == set(modules) else sorted(modules)
+
+
+def _short_name(module):
+    """`self_attn.q_proj` of `model.layers.3.self_attn.q_proj`."""
+    return re.sub(r"^.*?\.\d+\.", "", module)
+
+
+def _lora_to_peft(backbone, config, arrays):
+    modules = _modules_of(backbone, arrays, "/lora_a")
+    tensors, ranks, alphas = {}, {}, {}
+    for module, parts in sorted(modules.items()):
+        used = [(m, spec) for m, spec, on in parts if on]
+        scales = {
+            m.path: lora_scale(
+                config.alpha_for(m.path),
+                config.rank_for(m.path),
+                config.use_rslora,
+            )
+            for m, _ in used
+        }
+        a_parts = [from_keras_in(arrays[f"{m.path}/lora_a"]) for m, _ in used]
+        shared_a = all(np.array_equal(a, a_parts[0]) for a in a_parts)
+        if len(parts) == 1:
+            m = used[0][0]
+            rank, alpha = config.rank_for(m.path), config.alpha_for(m.path)
+            a = a_parts[0]
+            b = from_keras_out(arrays[f"{m.path}/lora_b"])
+        else:
+            # A fused module (GPT-2's c_attn): one A when the parts share it
+            # (as after reading a PEFT file), else the parts' A stacked into
+            # a block-structured pair of rank sum(r). Each part's scale is
+            # folded into its rows of B.
+            rank = (
+                a_parts[0].shape[0]
+                if shared_a
+                else sum(a.shape[0] for a in a_parts)
+            )
+            alpha = config.alpha
+            target = lora_scale(alpha, rank, config.use_rslora)
+            a = a_parts[0] if shared_a else np.concatenate(a_parts)
+            b = np.zeros((_out_rows(*parts[-1][:2])[1], rank), "float32")
+            column = 0
+            for m, spec, on in parts:
+                if not on:
+                    continue
+                start, stop = _out_rows(m, spec)
+                part = from_keras_out(arrays[f"{m.path}/lora_b"])
+                part = part * (scales[m.path] / target)
+                width = part.shape[1]
+                if shared_a:
+                    b[start:stop] = part
+                else:
+                    b[start:stop, column : column + width] = part
+                    column += width
+        tensors[f"{PREFIX}{module}.lora_A.weight"] = a
+        tensors[f"{PREFIX}{module}.lora_B.weight"] = b
+        ranks[module], alphas[module] = int(rank), float(alpha)
+    rank = collections.Counter(ranks.values()).most_common(1)[0][0]
+    meta = {
+        "peft_type": "LORA",
+        "r": rank,
+        "lora_alpha": config.alpha,
+        "lora_dropout": config.dropout,
+        "use_rslora": config.use_rslora,
+        "bias": "none",
+        "fan_in_fan_out": type(backbone).__name__ == "GPT2Backbone",
+        "target_modules": _target_names(backbone, modules),
+        "rank_pattern": {
+            re.escape(k): r for k, r in ranks.items() if r != rank
+        },
+        "alpha_pattern": {
+            re.escape(k): a for k, a in alphas.items() if a != config.alpha
+        },
+    }
+    return meta, tensors
+
+
+def _ia3_to_peft(backbone, config, arrays):
+    modules = _modules_of(backbone, arrays, "/ia3_scale")
+    tensors, feedforward = {}, []
+    for module, parts in sorted(modules.items()):
+        inputs = {
+            m.path: scales_input(backbone, config, m.path)
+            for m, _, on in parts
+            if on
+        }
+        if any(inputs.values()):
+            vectors = [arrays[f"{p}/ia3_scale"].reshape(-1) for p in inputs]
+            if (
+                not all(inputs.values())
+                or len(inputs) != len(parts)
+                or not (all(np.array_equal(v, vectors[0]) for v in vectors))
+            ):
+                raise ValueError(
+                    f"The IA3 input scales of {sorted(inputs)} differ, but "
+                    f"PEFT's {module!r} is one layer with one input scale."
+                )
+            tensors[f"{PREFIX}{module}.ia3_l"] = vectors[0][None, :]
+            feedforward.append(module)
+            continue
+        vector = np.ones((_out_rows(*parts[-1][:2])[1],), "float32")
+        for m, spec, on in parts:
+            if on:
+                start, stop = _out_rows(m, spec)
+                vector[start:stop] = arrays[f"{m.path}/ia3_scale"].reshape(-1)
+        tensors[f"{PREFIX}{module}.ia3_l"] = vector[:, None]
+    targets = _target_names(backbone, modules)
+    short_feedforward = _target_names(backbone, feedforward)
+    if set(short_feedforward) <= set(targets):  # PEFT wants a subset
+        feedforward = short_feedforward
+    else:
+        targets, feedforward = sorted(modules), sorted(feedforward)
+    meta = {
+        "peft_type": "IA3",
+        "target_modules": targets,
+        "feedforward_modules": feedforward,
+        "fan_in_fan_out": type(backbone).__name__ == "GPT2Backbone",
+    }
+    return meta, tensors
+
+
+def _prompt_to_peft(backbone, config, arrays):
+    table = arrays[PROMPT_PATH] * prompt_row_scale(backbone)
+    meta = {
+        "peft_type": "PROMPT_TUNING",
+        "num_virtual_tokens": config.num_virtual_tokens,
+        "token_dim": int(table.shape[1]),
+        "num_transformer_submodules": 1,
+        "num_layers": backbone.num_layers,
+        "prompt_tuning_init": "RANDOM",
+    }
+    return meta, {"prompt_embeddings": table}
