@@ -22,7 +22,7 @@ WORKERS=${MATRIX_WORKERS:-2}
 ROOT=$PWD/.matrix
 TESTS=(tests/injection tests/methods tests/checkpoint tests/export tests/core
        tests/compat tests/test_round1_files.py
-       tests/tasks/test_backbone_model.py)
+       tests/tasks/test_backbone_model.py tests/interop)
 
 packages() {
     case $1 in

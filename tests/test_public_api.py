@@ -8,6 +8,7 @@ import tf_adapters as tfa
 PROMISED = {
     "load_base",
     "export_saved_model",
+    "export_hf",
     "LabelWordClassifier",
     "LastTokenClassifier",
     "LanguageModel",

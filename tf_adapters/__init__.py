@@ -14,6 +14,10 @@ The public API, in the order of the article's pipeline:
 - Merging: `merge_adapter`, `unmerge_adapter`, `merge_and_unload`.
 - Saving and serving: `save_adapter`, `load_adapter`, `save_model`,
   `export_saved_model` (a versioned SavedModel for TF Serving).
+- Other ecosystems: `load_adapter` also reads PEFT adapter folders and
+  keras-hub `.lora.h5` files, `save_adapter(..., format="peft")` writes
+  PEFT folders, and `export_hf` writes a Hugging Face checkpoint of the
+  model with its adapter merged.
 - The whole job: `FinetuneConfig`, `run_finetune` (what `tf-adapters
   finetune` runs).
 
@@ -42,6 +46,7 @@ from tf_adapters.injection.api import set_active_adapter  # noqa: E402
 from tf_adapters.injection.unload import merge_adapter  # noqa: E402
 from tf_adapters.injection.unload import merge_and_unload  # noqa: E402
 from tf_adapters.injection.unload import unmerge_adapter  # noqa: E402
+from tf_adapters.interop.hf_export import export_hf  # noqa: E402
 from tf_adapters.methods.bottleneck import BottleneckConfig  # noqa: E402
 from tf_adapters.methods.ia3 import IA3Config  # noqa: E402
 from tf_adapters.methods.lora import LoraConfig  # noqa: E402
@@ -73,6 +78,7 @@ __all__ = [
     "delete_adapter",
     "disable_adapters",
     "enable_adapters",
+    "export_hf",
     "export_saved_model",
     "list_adapters",
     "load_adapter",

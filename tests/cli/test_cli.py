@@ -204,3 +204,52 @@ def test_evaluate_command_needs_weights_for_a_linear_head(
     )
     assert code == 2
     assert "pass --weights" in capsys.readouterr().err
+
+
+def test_convert_command_round_trips_through_peft(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import tiny_models
+
+    import tf_adapters as tfa
+
+    model = tiny_models.gpt2_causal_lm()
+    model.save_to_preset(str(tmp_path / "preset"))
+    tfa.add_adapter(model, tfa.LoraConfig(rank=2), name="t")
+    for var in model.backbone.trainable_weights:
+        var.assign(np.full(var.shape, 0.05, "float32"))
+    ids = np.array([[1, 2, 3, 4]])
+    inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+    expected = np.asarray(model(inputs))
+    tfa.save_adapter(model, str(tmp_path / "ours"))
+    preset = ["--model", str(tmp_path / "preset")]
+    peft_dir, back = str(tmp_path / "peft"), str(tmp_path / "back")
+    assert (
+        main(
+            ["convert", str(tmp_path / "ours"), peft_dir, "--to", "peft"]
+            + preset
+            + ["--base-model-name-or-path", "gpt2"]
+        )
+        == 0
+    )
+    with open(f"{peft_dir}/adapter_config.json") as f:
+        meta = json.load(f)
+    assert meta["peft_type"] == "LORA" and meta["base_model_name_or_path"] == (
+        "gpt2"
+    )
+    assert (
+        main(["convert", peft_dir, back, "--to", "tf_adapters"] + preset) == 0
+    )
+    assert "tf_adapters format" in capsys.readouterr().out
+    fresh = tfa.load_base(str(tmp_path / "preset"))
+    tfa.load_adapter(fresh, back)
+    assert np.abs(np.asarray(fresh(inputs)) - expected).max() < 1e-5
+    # A PEFT method we do not have is refused with exit status 2.
+    meta["peft_type"] = "LOHA"
+    with open(f"{peft_dir}/adapter_config.json", "w") as f:
+        json.dump(meta, f)
+    assert (
+        main(["convert", peft_dir, back, "--to", "tf_adapters"] + preset) == 2
+    )
+    assert "'LOHA' is not supported" in capsys.readouterr().err

@@ -14,6 +14,11 @@ from tf_adapters.pipeline import FULL_LEARNING_RATE
 from tf_adapters.pipeline import FinetuneConfig
 from tf_adapters.pipeline import base_type
 
+ADAPTER_HELP = (
+    "Adapter: a folder from finetune / save_adapter, a PEFT adapter folder "
+    "or a keras-hub .lora.h5 file."
+)
+
 
 def _add_config_flags(parser, cls, skip=()):
     parser.add_argument(
@@ -80,6 +85,7 @@ def build_parser():
         _add_compare,
         _add_generate,
         _add_export,
+        _add_convert,
         _add_demo,
     ):
         add(sub)
@@ -108,9 +114,7 @@ def _add_evaluate(sub):
         description="Evaluate on the test split that `finetune` holds out "
         "for the same data, test size and seed.",
     )
-    evaluate.add_argument(
-        "--adapter", help="Adapter checkpoint folder (from finetune)."
-    )
+    evaluate.add_argument("--adapter", help=ADAPTER_HELP)
     evaluate.add_argument(
         "--weights",
         help="`weights` folder of a full/linear_probe run, or of a linear "
@@ -170,7 +174,7 @@ def _add_generate(sub):
     generate.add_argument(
         "--model", default="embedded", help="Base model (as for finetune)."
     )
-    generate.add_argument("--adapter", help="Adapter checkpoint folder.")
+    generate.add_argument("--adapter", help=ADAPTER_HELP)
     generate.add_argument("--max-new-tokens", type=int, default=32)
     generate.add_argument(
         "--sampler",
@@ -198,9 +202,19 @@ def _add_export(sub):
     export.add_argument(
         "--adapter",
         nargs="+",
-        help="Adapter checkpoint folder(s) written by save_adapter. With "
-        "several, one SavedModel serves them all: every signature takes an "
-        "`adapter` name per example.",
+        help="Adapter(s): folders from finetune / save_adapter, PEFT adapter "
+        "folders or keras-hub .lora.h5 files. With several, one SavedModel "
+        "serves them all: every signature takes an `adapter` name per "
+        "example.",
+    )
+    export.add_argument(
+        "--format",
+        default="saved_model",
+        choices=["saved_model", "hf"],
+        help="saved_model: a versioned SavedModel for TF Serving under "
+        "EXPORT_DIR/NAME/VERSION. hf: a Hugging Face checkpoint "
+        "(config.json, model.safetensors, tokenizer) of the model with its "
+        "adapter merged, in EXPORT_DIR/NAME, for transformers, vLLM or TGI.",
     )
     export.add_argument("--name", default="model", help="SavedModel name.")
     export.add_argument("--export-dir", default="saved_models")
@@ -224,6 +238,32 @@ def _add_export(sub):
         "--max-prompt-length",
         type=int,
         help="Longest prompt in tokens for the string signature.",
+    )
+
+
+def _add_convert(sub):
+    """`tf-adapters convert`: an adapter from one format to another."""
+    convert = sub.add_parser(
+        "convert",
+        help="Convert an adapter between the tf_adapters and PEFT formats "
+        "(reads keras-hub .lora.h5 files too).",
+        description="Read the adapter SRC onto base model --model (to map "
+        "layer names and check shapes) and write it to DST.",
+    )
+    convert.add_argument("source", metavar="SRC", help=ADAPTER_HELP)
+    convert.add_argument("destination", metavar="DST", help="Folder to write.")
+    convert.add_argument(
+        "--to", required=True, choices=["peft", "tf_adapters"], help="Format."
+    )
+    convert.add_argument(
+        "--model",
+        default="embedded",
+        help="Base model the adapter belongs to (as for finetune).",
+    )
+    convert.add_argument(
+        "--base-model-name-or-path",
+        help="For --to peft: the Hugging Face model id or folder PEFT should "
+        "load the adapter onto (recorded in adapter_config.json).",
     )
 
 
@@ -283,6 +323,10 @@ def main(argv=None):
             from tf_adapters.pipeline import run_export
 
             return run_export(args)
+        if command == "convert":
+            from tf_adapters.pipeline import run_convert
+
+            return run_convert(args)
         from tf_adapters.pipeline import run_demo
 
         return 0 if run_demo(**args)["ok"] else 1

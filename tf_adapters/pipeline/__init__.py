@@ -1,12 +1,13 @@
 """The application layer: the article's pipeline as stages, and the jobs
 the `tf-adapters` command runs (finetune, evaluate, compare, generate,
-export, demo). The CLI depends on this package only."""
+export, convert, demo). The CLI depends on this package only."""
 
 from tf_adapters.core.validation import base_type
 from tf_adapters.pipeline.compare import DEFAULT_METHODS
 from tf_adapters.pipeline.compare import FULL_LEARNING_RATE
 from tf_adapters.pipeline.compare import run_compare
 from tf_adapters.pipeline.config import FinetuneConfig
+from tf_adapters.pipeline.convert import run_convert
 from tf_adapters.pipeline.demo import run_demo
 from tf_adapters.pipeline.evaluate import run_evaluate
 from tf_adapters.pipeline.export import run_export
@@ -19,6 +20,7 @@ __all__ = [
     "FinetuneConfig",
     "base_type",
     "run_compare",
+    "run_convert",
     "run_demo",
     "run_evaluate",
     "run_export",

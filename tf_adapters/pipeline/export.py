@@ -1,8 +1,12 @@
-"""`tf-adapters export`: a SavedModel for TF Serving from saved adapters."""
+"""`tf-adapters export`: a SavedModel for TF Serving (or a Hugging Face
+checkpoint) from a base model and saved adapters."""
+
+import os
 
 from tf_adapters.checkpoint import load_adapter
 from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.injection.api import list_adapters
+from tf_adapters.interop.hf_export import export_hf
 from tf_adapters.models.loading import load_base
 
 
@@ -13,6 +17,17 @@ def run_export(args):
     for adapter in args.get("adapter") or []:
         load_adapter(model, adapter)
     names = list_adapters(model)
+    if args.get("format", "saved_model") == "hf":
+        if len(names) > 1:
+            raise ValueError(
+                "`--format hf` writes one model with one adapter merged into "
+                f"it; {len(names)} adapters were given. Export them one at a "
+                "time, or as a SavedModel that routes between them."
+            )
+        path = os.path.join(args["export_dir"], args["name"])
+        export_hf(model, path)
+        print(f"Hugging Face checkpoint written to {path}")
+        return 0
     path = export_saved_model(
         model,
         args["export_dir"],

@@ -14,6 +14,14 @@ def plan_ia3(backbone, config, name):
         "target_layers",
         default=family_default(backbone, lambda family: family.ia3),
     )
+    for pattern in config.feedforward_layers or ():
+        if not any(matches(pattern, slot.path) for slot in slots):
+            raise ValueError(
+                f"`feedforward_layers` entry {pattern!r} matches none of the "
+                "layers IA3 targets here "
+                f"({', '.join(s.path for s in slots[:4])}, ...); it must "
+                "name a subset of `target_layers`."
+            )
     plan = AdapterPlan(name, config)
     for slot in slots:
         scale_input = scales_input(backbone, config, slot.path)
