@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 import hf_tiny  # noqa: E402
 
-FAMILIES = ("llama", "qwen2", "gemma", "gpt2")
+FAMILIES = ("llama", "mistral", "qwen2", "gemma", "gpt2")
 
 
 def _targets(family):
@@ -134,11 +134,12 @@ def measure():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for family in FAMILIES:
-            folder = hf_tiny.save_hf(family, os.path.join(tmp, family))
+            seed = FAMILIES.index(family)  # Llama and Mistral coincide at 0
+            folder = hf_tiny.save_hf(family, os.path.join(tmp, family), seed)
             base = float(
                 np.abs(
                     hf_tiny.keras_logits(hf_tiny.keras_backbone(folder))
-                    - hf_tiny.hf_logits(hf_tiny.hf_model(family))
+                    - hf_tiny.hf_logits(hf_tiny.hf_model(family, seed))
                 ).max()
             )
             ours = _ours_configs()

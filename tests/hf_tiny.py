@@ -26,6 +26,10 @@ def hf_model(family, seed=0):
         model = transformers.LlamaForCausalLM(
             transformers.LlamaConfig(tie_word_embeddings=False, **llama_like)
         )
+    elif family == "mistral":
+        model = transformers.MistralForCausalLM(
+            transformers.MistralConfig(sliding_window=None, **llama_like)
+        )
     elif family == "qwen2":
         model = transformers.Qwen2ForCausalLM(
             transformers.Qwen2Config(**llama_like)
@@ -67,9 +71,15 @@ def hf_logits(model, ids=IDS):
 
 
 def keras_backbone(folder):
+    """keras-hub's conversion of HF folder `folder`, with the fixes
+    `load_base` applies (`tf_adapters.models.hf_fixes`)."""
     import keras_hub
 
-    return keras_hub.models.Backbone.from_preset(str(folder))
+    from tf_adapters.models.hf_fixes import fix_hf_conversion
+
+    backbone = keras_hub.models.Backbone.from_preset(str(folder))
+    fix_hf_conversion(backbone, folder)
+    return backbone
 
 
 def keras_logits(backbone, ids=IDS):

@@ -15,7 +15,7 @@ import hf_tiny  # noqa: E402
 
 import tf_adapters as tfa  # noqa: E402
 
-FAMILIES = ["llama", "qwen2", "gemma", "gpt2"]
+FAMILIES = ["llama", "mistral", "qwen2", "gemma", "gpt2"]
 ALL_LINEAR = {
     "gpt2": ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"],
 }

@@ -104,3 +104,49 @@ def test_labels_must_start_with_different_tokens():
     assert len(set(label_token_ids(tokenizer, ["air", "plane"]))) == 2
     with pytest.raises(ValueError, match="start with the same token"):
         label_token_ids(tokenizer, ["air", "airport"])
+
+
+def test_finetune_starts_from_a_peft_adapter(tmp_path, tiny_preset, data_file):
+    import tf_adapters as tfa
+    from tf_adapters.injection.lifecycle import adapter_variables
+
+    model = tfa.load_base(tiny_preset)
+    tfa.add_adapter(model, tfa.LoraConfig(rank=2), "start")
+    for var in adapter_variables(model.backbone, "start").values():
+        var.assign(np.full(var.shape, 0.25, "float32"))
+    start = str(tmp_path / "peft")
+    tfa.save_adapter(model, start, format="peft")
+    # A learning rate of ~0: the trained adapter is the one it started from.
+    run_finetune(
+        _config(
+            tmp_path,
+            tiny_preset,
+            data_file,
+            init_adapter=start,
+            learning_rate=1e-12,
+            export=False,
+            evaluate_base=False,
+        )
+    )
+    trained = tfa.load_base(tiny_preset)
+    tfa.load_adapter(trained, str(tmp_path / "run" / "adapter"))
+    initial = tfa.load_adapter(tfa.load_base(tiny_preset), start)
+    # GPT-2's fused c_attn LoRA adapts query, key (B = 0) and value.
+    before = adapter_variables(initial.backbone, "default")
+    after = adapter_variables(trained.backbone, "tiny")
+    assert sorted(before) == sorted(after) and len(after) == 2 * 3 * 2
+    for key, var in after.items():
+        np.testing.assert_allclose(var.numpy(), before[key].numpy(), atol=1e-6)
+
+    with pytest.raises(ValueError, match="is a lora adapter, not ia3"):
+        run_finetune(
+            _config(
+                tmp_path,
+                tiny_preset,
+                data_file,
+                init_adapter=start,
+                method="ia3",
+            )
+        )
+    with pytest.raises(ValueError, match="brings its own adapter options"):
+        _config(tmp_path, tiny_preset, data_file, init_adapter=start, rank=4)

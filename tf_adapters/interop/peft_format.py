@@ -4,7 +4,7 @@ read as tf_adapters adapters, and written from them.
 Reading turns a PEFT LoRA, IA3 or prompt-tuning adapter into the config and
 weight arrays of the equivalent tf_adapters adapter (same outputs); writing
 does the reverse. Module names map to keras-hub layer paths through
-`tf_adapters.interop.hf_modules`. Nothing is dropped silently: an option,
+`tf_adapters.models.hf_names`. Nothing is dropped silently: an option,
 module or tensor that tf_adapters cannot represent exactly is refused by
 name. Nothing here imports torch or peft.
 """
@@ -18,17 +18,17 @@ import numpy as np
 
 from tf_adapters.core.einsum_spec import EinsumSpec
 from tf_adapters.core.layer_paths import iter_slots
-from tf_adapters.interop.hf_modules import from_keras_in
-from tf_adapters.interop.hf_modules import from_keras_out
-from tf_adapters.interop.hf_modules import hf_modules
-from tf_adapters.interop.hf_modules import prompt_row_scale
-from tf_adapters.interop.hf_modules import to_keras_in
-from tf_adapters.interop.hf_modules import to_keras_out
 from tf_adapters.methods.ia3 import IA3Config
 from tf_adapters.methods.ia3.plan import scales_input
 from tf_adapters.methods.lora import LoraConfig
 from tf_adapters.methods.lora.config import lora_scale
 from tf_adapters.methods.prompt_tuning import PromptTuningConfig
+from tf_adapters.models.hf_names import from_keras_in
+from tf_adapters.models.hf_names import from_keras_out
+from tf_adapters.models.hf_names import hf_modules
+from tf_adapters.models.hf_names import prompt_row_scale
+from tf_adapters.models.hf_names import to_keras_in
+from tf_adapters.models.hf_names import to_keras_out
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"

@@ -13,9 +13,9 @@ import os
 
 import keras_hub
 
-from tf_adapters.compat.layers import walk_layers
 from tf_adapters.core.atomic import atomic_directory
 from tf_adapters.models.gguf import llama_classes  # noqa: F401 (registers)
+from tf_adapters.models.hf_fixes import fix_hf_conversion
 
 log = logging.getLogger(__name__)
 
@@ -166,24 +166,7 @@ def load_base(spec=None, sequence_length=None, dtype=None, cache=None):
     preset = resolve_preset(spec, cache)
     kwargs = {"dtype": dtype} if dtype else {}
     model = keras_hub.models.CausalLM.from_preset(preset, **kwargs)
-    _fix_hf_llama_epsilon(model, preset)
+    fix_hf_conversion(model.backbone, preset)
     if sequence_length is not None and model.preprocessor is not None:
         model.preprocessor.sequence_length = sequence_length
     return model
-
-
-def _fix_hf_llama_epsilon(model, preset):
-    """keras-hub's HF Llama converter ignores `rms_norm_eps`; set it."""
-    path = os.path.join(str(preset), "config.json")
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        config = json.load(f)
-    eps = config.get("rms_norm_eps")
-    if eps is None:
-        return
-    for layer in walk_layers(model.backbone):
-        if hasattr(layer, "epsilon") and type(layer).__name__.endswith(
-            ("LayerNorm", "LayerNormalization")
-        ):
-            layer.epsilon = eps

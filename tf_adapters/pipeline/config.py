@@ -186,6 +186,13 @@ class FinetuneConfig:
         "Share one adapter's weights across all layers (LoRA, bottleneck): "
         "parameters divided by the number of layers.",
     )
+    init_adapter: str | None = _field(
+        None,
+        "Start from this trained adapter instead of a new one: a folder from "
+        "finetune / save_adapter, a PEFT adapter folder or a keras-hub "
+        ".lora.h5 file. Its own options (rank, targets...) apply; --method "
+        "must name its method.",
+    )
     adapter: dict | None = _field(
         None,
         "Any option of the method's adapter config, as KEY=VALUE (repeat "
@@ -303,6 +310,8 @@ class FinetuneConfig:
 
     def _check_adapter_options(self):
         registry.check_option_names(self.adapter or {}, "`adapter`")
+        if self.init_adapter is not None:
+            self._check_init_adapter()
         if self.method in ADAPTERS:
             self.adapter_config()  # the config validates every option
             return
@@ -311,6 +320,35 @@ class FinetuneConfig:
             raise ValueError(
                 f"{given} are adapter options; method={self.method!r} trains "
                 "no adapter. Leave them unset."
+            )
+
+    def _check_init_adapter(self):
+        if self.method not in ADAPTERS:
+            raise ValueError(
+                f"`init_adapter` starts from a trained adapter; method="
+                f"{self.method!r} trains none. Pass the adapter's --method."
+            )
+        given = sorted(self.adapter_options())
+        if given:
+            raise ValueError(
+                f"`init_adapter` {self.init_adapter} brings its own adapter "
+                f"options; leave {given} unset."
+            )
+        if not os.path.exists(self.init_adapter):
+            raise FileNotFoundError(
+                f"`init_adapter` {self.init_adapter} does not exist."
+            )
+
+    def check_initial_adapter(self, adapter):
+        """Refuses an `init_adapter` whose config is not of `method`."""
+        cls, fixed = registry.SHORTCUTS[self.method]
+        if not isinstance(adapter, cls) or any(
+            getattr(adapter, k) != v for k, v in fixed.items()
+        ):
+            found = getattr(adapter, "variant", None) or adapter.method
+            raise ValueError(
+                f"`init_adapter` {self.init_adapter} is a {found} adapter, "
+                f"not {self.method}; pass --method {found}."
             )
 
     def adapter_options(self):

@@ -15,10 +15,13 @@ import time
 import keras
 import numpy as np
 
+from tf_adapters.checkpoint import load_adapter
 from tf_adapters.checkpoint import save_adapter
 from tf_adapters.core.atomic import atomic_directory
 from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.injection.api import add_adapter
+from tf_adapters.injection.api import delete_adapter
+from tf_adapters.injection.lifecycle import adapter_config
 from tf_adapters.models.loading import load_base
 from tf_adapters.summary import trainable_summary
 from tf_adapters.tasks import get_task
@@ -131,6 +134,16 @@ def adapt(run):
             var.trainable = True
     elif config.method == "linear_probe":
         model.backbone.trainable = False
+    elif config.init_adapter:
+        run.adapter_name = config.export_name
+        load_adapter(model, config.init_adapter, name=run.adapter_name)
+        try:
+            loaded = adapter_config(model, run.adapter_name)
+            config.check_initial_adapter(loaded)
+        except ValueError:
+            delete_adapter(model, run.adapter_name)
+            raise
+        log.info("starting from the adapter in %s", config.init_adapter)
     else:
         run.adapter_name = config.export_name
         add_adapter(model, config.adapter_config(), name=run.adapter_name)

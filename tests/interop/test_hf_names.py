@@ -9,7 +9,7 @@ import pytest
 
 import tf_adapters as tfa
 from tf_adapters.injection.lifecycle import adapter_variables
-from tf_adapters.interop.hf_modules import hf_modules
+from tf_adapters.models.hf_names import hf_modules
 
 SMALL = dict(vocabulary_size=32, num_layers=2, hidden_dim=8)
 BACKBONES = {

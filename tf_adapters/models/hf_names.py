@@ -182,7 +182,7 @@ def hf_modules(backbone):
 
     Example:
     >>> import keras_hub
-    >>> from tf_adapters.interop.hf_modules import hf_modules
+    >>> from tf_adapters.models.hf_names import hf_modules
     >>> backbone = keras_hub.models.GPT2Backbone(
     ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
     ...     intermediate_dim=16, max_sequence_length=32)
