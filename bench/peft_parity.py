@@ -17,17 +17,25 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 import hf_tiny  # noqa: E402
 
-FAMILIES = ("llama", "mistral", "qwen2", "gemma", "gpt2")
+FAMILIES = ("llama", "mistral", "qwen2", "gemma", "gpt2", "opt", "gpt_neox")
+FAMILIES += ("phi3",)
+TARGETS = {
+    "gpt2": ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"],
+    "opt": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+    "gpt_neox": [
+        "query_key_value",
+        "attention.dense",
+        "dense_h_to_4h",
+        "dense_4h_to_h",
+    ],
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+}
+LLAMA = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"]
+LLAMA += ["down_proj"]
 
 
 def _targets(family):
-    if family == "gpt2":
-        return ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"]
-    return ["q_proj", "k_proj", "v_proj", "o_proj"] + [
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    ]
+    return TARGETS.get(family, LLAMA)
 
 
 def _peft_configs(family):
@@ -182,11 +190,12 @@ def main(argv=None):
     table = markdown(measure())
     header = (
         "# PEFT parity: max |Δ logit| (float32, CPU)\n\n"
-        "Tiny random Hugging Face models (2 layers, hidden 32, 4 heads, "
-        "2 KV heads; norm scales perturbed) and keras-hub's conversion of "
-        "each; random non-zero adapter weights; 10 tokens. `base model`: "
-        "the two bases without adapters. Measured by "
-        "`python -m bench.peft_parity`.\n\n"
+        "Tiny random Hugging Face models (2 layers, hidden 32, 4 heads; "
+        "norm weights perturbed) and their keras-hub conversion (keras-hub's "
+        "converter with `tf_adapters.models.hf_fixes`; OPT, GPT-NeoX and "
+        "Phi-3 with `tf_adapters.models.hf_convert`); random non-zero "
+        "adapter weights; 10 tokens. `base model`: the two bases without "
+        "adapters. Measured by `python -m bench.peft_parity`.\n\n"
     )
     os.makedirs(args.output, exist_ok=True)
     path = os.path.join(args.output, "peft_parity.md")

@@ -15,9 +15,18 @@ import hf_tiny  # noqa: E402
 
 import tf_adapters as tfa  # noqa: E402
 
-FAMILIES = ["llama", "mistral", "qwen2", "gemma", "gpt2"]
+FAMILIES = ["llama", "mistral", "qwen2", "gemma", "gpt2", "opt", "gpt_neox"]
+FAMILIES += ["phi3"]
 ALL_LINEAR = {
     "gpt2": ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"],
+    "opt": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+    "gpt_neox": [
+        "query_key_value",
+        "attention.dense",
+        "dense_h_to_4h",
+        "dense_4h_to_h",
+    ],
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
 }
 LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj"]
 LLAMA_LINEAR += ["gate_proj", "up_proj", "down_proj"]
@@ -99,7 +108,7 @@ def test_rslora_rank_and_alpha_patterns(family, tmp_path):
 def test_regex_targets_and_layers_to_transform(family, tmp_path):
     kind, folder = family
     regex = _lora(kind)
-    regex.target_modules = r".*\.0\..*(v_proj|c_attn)"
+    regex.target_modules = r".*\.0\..*(v_proj|c_attn|query_key_value|qkv_proj)"
     reference = _peft_folder(folder, regex, tmp_path / "regex")
     assert np.abs(_load_ours(folder, tmp_path / "regex") - reference).max() < (
         TOLERANCE
@@ -151,7 +160,7 @@ def _randomize(backbone, seed=0):
 @pytest.mark.parametrize(
     "config",
     [
-        tfa.LoraConfig(rank=2, target_layers=["query", "value"]),
+        tfa.LoraConfig(rank=2),  # the family's default targets
         tfa.LoraConfig(
             rank=2,
             alpha=3.0,

@@ -10,72 +10,18 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+import hf_tiny  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
 from tf_adapters.models import hf_convert  # noqa: E402
 from tf_adapters.models.hf_convert import convert_hf_backbone  # noqa: E402
 
-IDS = np.array([[5, 7, 9, 11, 13, 2, 3, 4, 17, 19]])
-TINY = dict(
-    vocab_size=96,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    max_position_embeddings=64,
-    bos_token_id=1,
-    eos_token_id=2,
-    pad_token_id=0,
-)
-
-
-# `transformers` initializes with std 0.02; 0.1 makes activations O(1), so
-# that e.g. erf- vs tanh-GELU (3e-4 here) or a wrong rotary fraction shows.
-INIT_STD = 0.1
+IDS = hf_tiny.IDS
 
 
 def _hf_model(family, **overrides):
-    torch.manual_seed(0)
-    if family == "opt":
-        config = transformers.OPTConfig(
-            **{"ffn_dim": 48, "init_std": INIT_STD, **TINY, **overrides}
-        )
-        model = transformers.OPTForCausalLM(config)
-    elif family == "gpt_neox":
-        config = transformers.GPTNeoXConfig(
-            **{
-                "intermediate_size": 48,
-                "initializer_range": INIT_STD,
-                "hidden_act": "gelu_new",
-                "tie_word_embeddings": True,
-                "rotary_pct": 0.5,
-                "rotary_emb_base": 500.0,
-                "layer_norm_eps": 1e-4,
-                **TINY,
-                **overrides,
-            }
-        )
-        model = transformers.GPTNeoXForCausalLM(config)
-    else:
-        config = transformers.Phi3Config(
-            **{
-                "intermediate_size": 48,
-                "initializer_range": INIT_STD,
-                "num_key_value_heads": 2,
-                "rms_norm_eps": 1e-4,
-                "rope_theta": 500.0,
-                **TINY,
-                **overrides,
-            }
-        )
-        model = transformers.Phi3ForCausalLM(config)
-    # Norm weights start at 1 and biases at 0: perturb them so that a
-    # mis-ported norm or bias shows in the logits.
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" in name or name.endswith(".bias"):
-                param.add_(0.1 * torch.randn_like(param))
-    return model.eval()
+    return hf_tiny.hf_model(family, **overrides)
 
 
 def _hf_logits(model, ids=IDS):

@@ -34,7 +34,6 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PICKLED_WEIGHTS_FILE = "adapter_model.bin"
 PREFIX = "base_model.model."
-PROMPT_PATH = "token_embedding/prompt_embedding/prompt_embeddings"
 METHODS = ("LORA", "IA3", "PROMPT_TUNING")
 
 # Fields that do not change what a loaded adapter computes (documentation,
@@ -397,7 +396,7 @@ def _read_prompt(path, meta, tensors, backbone):
             f"needs ({count}, {hidden}) (num_virtual_tokens, hidden size)."
         )
     config = PromptTuningConfig(num_virtual_tokens=int(count), init="random")
-    return config, {PROMPT_PATH: table / prompt_row_scale(backbone)}
+    return config, {_prompt_key(backbone): table / prompt_row_scale(backbone)}
 
 
 def write_peft_adapter(folder, backbone, config, arrays, base_model=None):
@@ -589,8 +588,16 @@ def _ia3_to_peft(backbone, config, arrays):
     return meta, tensors
 
 
+def _prompt_key(backbone):
+    """The checkpoint key of a prompt table on `backbone`'s token embedding
+    (`token_embedding/...`, or `embeddings/token_embedding/...` in OPT)."""
+    embedding = backbone.token_embedding
+    path = next(s.path for s in iter_slots(backbone) if s.base is embedding)
+    return f"{path}/prompt_embedding/prompt_embeddings"
+
+
 def _prompt_to_peft(backbone, config, arrays):
-    table = arrays[PROMPT_PATH] * prompt_row_scale(backbone)
+    table = arrays[_prompt_key(backbone)] * prompt_row_scale(backbone)
     meta = {
         "peft_type": "PROMPT_TUNING",
         "num_virtual_tokens": config.num_virtual_tokens,

