@@ -19,23 +19,8 @@ import hf_tiny  # noqa: E402
 
 FAMILIES = ("llama", "mistral", "qwen2", "gemma", "gpt2", "opt", "gpt_neox")
 FAMILIES += ("phi3",)
-TARGETS = {
-    "gpt2": ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"],
-    "opt": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
-    "gpt_neox": [
-        "query_key_value",
-        "attention.dense",
-        "dense_h_to_4h",
-        "dense_4h_to_h",
-    ],
-    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
-}
-LLAMA = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"]
-LLAMA += ["down_proj"]
-
-
 def _targets(family):
-    return TARGETS.get(family, LLAMA)
+    return hf_tiny.peft_targets(family)
 
 
 def _peft_configs(family):

@@ -4,6 +4,25 @@ the PEFT / Hugging Face interoperability tests (torch, transformers, peft)."""
 import numpy as np
 
 IDS = np.array([[5, 7, 9, 11, 13, 2, 3, 4, 17, 19]])
+# Every linear module of each family, as PEFT's `target_modules`.
+PEFT_TARGETS = {
+    "gpt2": ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"],
+    "opt": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+    "gpt_neox": [
+        "query_key_value",
+        "attention.dense",
+        "dense_h_to_4h",
+        "dense_4h_to_h",
+    ],
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+}
+LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj"]
+LLAMA_TARGETS += ["up_proj", "down_proj"]
+
+
+def peft_targets(family):
+    """PEFT `target_modules` naming every linear module of `family`."""
+    return PEFT_TARGETS.get(family, LLAMA_TARGETS)
 
 
 # OPT / GPT-NeoX / Phi-3 (converted by tf_adapters.models.hf_convert):

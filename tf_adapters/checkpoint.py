@@ -13,6 +13,7 @@ import numpy as np
 
 from tf_adapters.compat.class_swap import base_class_of
 from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.core.validation import check_weight_arrays
 from tf_adapters.injection.api import attach_planned
 from tf_adapters.injection.lifecycle import adapter_config
 from tf_adapters.injection.lifecycle import adapter_variables
@@ -249,16 +250,7 @@ def read_checkpoint(path):
             f"{path}: the weights file and the config disagree on variable "
             f"{extra[0]!r}."
         )
-    for key, array in arrays.items():
-        if array.dtype.kind != "f":
-            raise ValueError(
-                f"{weights_path}: variable {key!r} has dtype {array.dtype}; "
-                "adapter weights are floating point."
-            )
-        if not np.all(np.isfinite(array)):
-            raise ValueError(
-                f"{weights_path}: variable {key!r} holds NaN or Inf values."
-            )
+    check_weight_arrays(weights_path, arrays)
     return meta, arrays
 
 

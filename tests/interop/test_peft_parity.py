@@ -17,19 +17,6 @@ import tf_adapters as tfa  # noqa: E402
 
 FAMILIES = ["llama", "mistral", "qwen2", "gemma", "gpt2", "opt", "gpt_neox"]
 FAMILIES += ["phi3"]
-ALL_LINEAR = {
-    "gpt2": ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"],
-    "opt": ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
-    "gpt_neox": [
-        "query_key_value",
-        "attention.dense",
-        "dense_h_to_4h",
-        "dense_4h_to_h",
-    ],
-    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
-}
-LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj"]
-LLAMA_LINEAR += ["gate_proj", "up_proj", "down_proj"]
 TOLERANCE = 1e-5
 
 
@@ -61,7 +48,7 @@ def _peft_folder(folder, config, out):
 
 
 def _targets(kind):
-    return ALL_LINEAR.get(kind, LLAMA_LINEAR)
+    return hf_tiny.peft_targets(kind)
 
 
 def _lora(kind, **kwargs):

@@ -98,6 +98,21 @@ def check_pattern_map(name, value, check_value):
     return {k: check_value(f"{name}[{k!r}]", v) for k, v in value.items()}
 
 
+def check_weight_arrays(source, arrays):
+    """Refuses an adapter weight that is not floating point or not finite,
+    naming the file `source` and the weight."""
+    import numpy as np
+
+    for key, array in arrays.items():
+        if array.dtype.kind != "f":
+            raise ValueError(
+                f"{source}: weight {key!r} has dtype {array.dtype}; adapter "
+                "weights are floating point."
+            )
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{source}: weight {key!r} holds NaN or Inf.")
+
+
 def check_adapter_name(name):
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(

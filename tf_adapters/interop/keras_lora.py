@@ -26,6 +26,7 @@ from tf_adapters.core.adapter_layer import innermost
 from tf_adapters.core.einsum_spec import EinsumSpec
 from tf_adapters.core.layer_paths import PROJECTIONS
 from tf_adapters.core.layer_paths import iter_slots
+from tf_adapters.core.validation import check_weight_arrays
 from tf_adapters.methods.lora import LoraConfig
 from tf_adapters.methods.prompt_tuning.prompt_embedding import PromptEmbedding
 
@@ -144,8 +145,7 @@ def _read_file(path):
     if rank < 1 or not factors:
         raise ValueError(f"{path} holds no LoRA layers (rank {rank}).")
     for index, (a, b) in factors.items():
-        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-            raise ValueError(f"{path}: layer #{index} holds NaN or Inf.")
+        check_weight_arrays(path, {f"lora/{index}/a": a, f"lora/{index}/b": b})
     return rank, factors
 
 

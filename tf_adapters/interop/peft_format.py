@@ -18,6 +18,7 @@ import numpy as np
 
 from tf_adapters.core.einsum_spec import EinsumSpec
 from tf_adapters.core.layer_paths import iter_slots
+from tf_adapters.core.validation import check_weight_arrays
 from tf_adapters.methods.ia3 import IA3Config
 from tf_adapters.methods.ia3.plan import scales_input
 from tf_adapters.methods.lora import LoraConfig
@@ -194,14 +195,7 @@ def _read_tensors(path):
             f"{weights} is not a readable safetensors file ({e}); it may be "
             "truncated or corrupt: copy it again."
         ) from None
-    for key, array in tensors.items():
-        if array.dtype.kind != "f":
-            raise ValueError(
-                f"{weights}: tensor {key!r} has dtype {array.dtype}; adapter "
-                "weights are floating point."
-            )
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{weights}: tensor {key!r} holds NaN or Inf.")
+    check_weight_arrays(weights, tensors)
     return tensors
 
 
