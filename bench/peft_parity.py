@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 import hf_tiny  # noqa: E402
 
-FAMILIES = ("llama", "mistral", "qwen2", "gemma", "gpt2", "opt", "gpt_neox")
-FAMILIES += ("phi3",)
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gpt2", "opt")
+FAMILIES += ("gpt_neox", "phi3")
 def _targets(family):
     return hf_tiny.peft_targets(family)
 

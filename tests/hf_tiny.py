@@ -109,6 +109,10 @@ def hf_model(family, seed=0, **overrides):
         model = transformers.MistralForCausalLM(
             transformers.MistralConfig(sliding_window=None, **llama_like)
         )
+    elif family == "qwen3":
+        model = transformers.Qwen3ForCausalLM(
+            transformers.Qwen3Config(head_dim=8, **llama_like)
+        )
     elif family == "qwen2":
         model = transformers.Qwen2ForCausalLM(
             transformers.Qwen2Config(**llama_like)

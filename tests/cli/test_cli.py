@@ -253,3 +253,27 @@ def test_convert_command_round_trips_through_peft(tmp_path, capsys):
         main(["convert", peft_dir, back, "--to", "tf_adapters"] + preset) == 2
     )
     assert "'LOHA' is not supported" in capsys.readouterr().err
+
+
+def test_export_command_writes_a_hugging_face_checkpoint(tmp_path, capsys):
+    import os
+
+    import tiny_models
+
+    import tf_adapters as tfa
+
+    model = tiny_models.gpt2_causal_lm()
+    model.save_to_preset(str(tmp_path / "preset"))
+    tfa.add_adapter(model, tfa.LoraConfig(rank=2), name="t")
+    tfa.save_adapter(model, str(tmp_path / "adapter"), format="peft")
+    argv = ["export", "--model", str(tmp_path / "preset"), "--format", "hf"]
+    argv += ["--name", "merged", "--export-dir", str(tmp_path / "hf")]
+    assert main(argv + ["--adapter", str(tmp_path / "adapter")]) == 0
+    assert "Hugging Face checkpoint written" in capsys.readouterr().out
+    files = os.listdir(tmp_path / "hf" / "merged")
+    assert {"config.json", "model.safetensors"} <= set(files)
+    # Two adapters cannot both be merged into one checkpoint.
+    tfa.save_adapter(model, str(tmp_path / "again"))
+    adapters = [str(tmp_path / "adapter"), str(tmp_path / "again")]
+    assert main(argv + ["--adapter", *adapters]) == 2
+    assert "one adapter merged" in capsys.readouterr().err

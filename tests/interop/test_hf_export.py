@@ -205,8 +205,11 @@ def test_embedded_smollm2_round_trips_through_transformers(tmp_path):
 def test_embedded_smollm2_with_lora_and_start_token(tmp_path):
     model = tfa.load_base()
     model.preprocessor.add_start_token = True
-    tfa.add_adapter(model, tfa.LoraConfig(rank=2), "default")
-    _randomize(model.backbone, scale=0.05)
+    tfa.add_adapter(model, tfa.LoraConfig(rank=8), "default")
+    rng = np.random.default_rng(0)  # as after training: B no longer zero
+    for var in adapter_variables(model.backbone, "default").values():
+        if "lora_b" in var.path:
+            var.assign(rng.normal(0, 0.02, var.shape).astype("float32"))
     ids = np.asarray(model.preprocessor.tokenizer(PROMPT)).tolist()
     expected = hf_tiny.keras_logits(model.backbone, np.array([ids]))
 
@@ -216,11 +219,17 @@ def test_embedded_smollm2_with_lora_and_start_token(tmp_path):
     start = model.preprocessor.tokenizer.start_token_id
     assert hf_tokenizer(PROMPT)["input_ids"] == [start, *ids]
     logits = hf_tiny.hf_logits(_load_hf(path), np.array([ids]))
-    diff = np.abs(logits - expected).max()
-    print(f"SmolLM2-135M + LoRA: max |logit difference| {diff:.2e}")
-    # Merging rounds each of 30 layers' kernels once more than the keras
-    # model does; logits reach about 30.
-    assert diff < 5e-4
+    # The export is the merged model: against the keras model merged the
+    # same way, the difference is the two frameworks' float32 arithmetic.
+    tfa.merge_adapter(model)
+    merged = hf_tiny.keras_logits(model.backbone, np.array([ids]))
+    tfa.unmerge_adapter(model)
+    diff = np.abs(logits - merged).max()
+    print(f"SmolLM2-135M merged LoRA: max |logit difference| {diff:.2e}")
+    assert diff < 1e-4
+    # Against the unmerged model, merging adds its own rounding in each of
+    # 30 layers' kernels; logits reach about 30.
+    assert np.abs(logits - expected).max() < 5e-4
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ import hf_tiny  # noqa: E402
 
 import tf_adapters as tfa  # noqa: E402
 
-FAMILIES = ["llama", "mistral", "qwen2", "gemma", "gpt2", "opt", "gpt_neox"]
-FAMILIES += ["phi3"]
+FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gpt2", "opt"]
+FAMILIES += ["gpt_neox", "phi3"]
 TOLERANCE = 1e-5
 
 

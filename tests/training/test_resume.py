@@ -292,3 +292,26 @@ def test_resume_reads_states_written_before_the_adapter_mapping(tmp_path):
         checkpointing.load_train_state(model, str(tmp_path), houlsby)
     same = FinetuneConfig(steps=4, method="houlsby", bottleneck_size=32)
     assert checkpointing.load_train_state(model, str(tmp_path), same)
+
+
+def test_resume_reads_states_written_before_new_adapter_fields(tmp_path):
+    # A state saved before LoRA had `use_rslora` / `rank_pattern` /
+    # `alpha_pattern`: those fields take their defaults, as they had then.
+    import json
+
+    import keras
+
+    from tf_adapters.training import checkpointing
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    lora = FinetuneConfig(steps=4)
+    checkpointing.save_train_state(model, str(tmp_path), 1, 2, lora)
+    meta = json.loads((tmp_path / "state.json").read_text())
+    for field in ("use_rslora", "rank_pattern", "alpha_pattern"):
+        del meta["config"]["adapter_config"][field]
+    (tmp_path / "state.json").write_text(json.dumps(meta))
+    assert checkpointing.load_train_state(model, str(tmp_path), lora)
+    rslora = FinetuneConfig(steps=4, adapter={"use_rslora": True})
+    with pytest.raises(ValueError, match=r"use_rslora False \(saved\)"):
+        checkpointing.load_train_state(model, str(tmp_path), rslora)

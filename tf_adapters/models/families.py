@@ -52,6 +52,7 @@ FAMILIES = {
     "MistralBackbone": _MHA_DECODER,
     "Qwen2Backbone": _MHA_DECODER,
     "QwenBackbone": _MHA_DECODER,
+    "Qwen3Backbone": _MHA_DECODER,
     "Phi3Backbone": _MHA_DECODER,
     "GemmaBackbone": _GEMMA,
 }

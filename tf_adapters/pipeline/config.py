@@ -334,9 +334,10 @@ class FinetuneConfig:
                 f"`init_adapter` {self.init_adapter} brings its own adapter "
                 f"options; leave {given} unset."
             )
-        if not os.path.exists(self.init_adapter):
-            raise FileNotFoundError(
-                f"`init_adapter` {self.init_adapter} does not exist."
+        if not self.init_adapter or not os.path.exists(self.init_adapter):
+            raise ValueError(
+                f"`init_adapter` {self.init_adapter!r} does not exist; give "
+                "the folder (or .lora.h5 file) of a saved adapter."
             )
 
     def check_initial_adapter(self, adapter):

@@ -81,7 +81,12 @@ def saved_fingerprint(saved):
     `adapter` mapping (round 1) kept the adapter flags themselves; they are
     resolved as that code resolved them."""
     if "adapter_config" in saved:
-        return saved
+        # Fields added to a config since (e.g. LoRA's `use_rslora`) take
+        # their defaults, as they did when the state was written.
+        adapter = saved["adapter_config"]
+        if adapter is not None:
+            adapter = registry.config_from_dict(adapter).to_dict()
+        return {**saved, "adapter_config": adapter}
     found = {k: v for k, v in saved.items() if k not in ADAPTER_OPTIONS}
     method = saved.get("method")
     found["adapter_config"] = None
