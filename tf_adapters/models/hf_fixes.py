@@ -14,6 +14,7 @@ import numpy as np
 
 from tf_adapters.compat.layers import walk_layers
 from tf_adapters.models.hf_names import hf_modules
+from tf_adapters.models.weights import assign
 
 # keras-hub variable path ← Hugging Face tensor, per decoder layer `{i}`,
 # for the families whose weights are re-read (Mistral's layout).
@@ -66,13 +67,10 @@ def _reread_weights(backbone, folder, config):
 
     def put(path, value):
         variable = variables[path]
-        value = np.asarray(value, "float32")
-        if value.size != int(np.prod(variable.shape)):
-            raise ValueError(
-                f"{folder}: Hugging Face tensor for {path} has shape "
-                f"{value.shape}; the model's is {tuple(variable.shape)}."
-            )
-        variable.assign(value.reshape(variable.shape))
+        value = np.asarray(value)
+        if value.size == int(np.prod(variable.shape)):
+            value = value.reshape(variable.shape)  # heads split out
+        assign(variable, value, folder)
 
     put("token_embedding/embeddings", tensors["model.embed_tokens.weight"])
     if "lm_head.weight" in tensors and not config.get("tie_word_embeddings"):

@@ -2,13 +2,12 @@
 
 import logging
 
-import numpy as np
-
 from tf_adapters.models.gguf.gguf_reader import read_llama_gguf
 from tf_adapters.models.gguf.llama_classes import GGUFLlamaBackbone
 from tf_adapters.models.gguf.llama_classes import GGUFLlamaCausalLM
 from tf_adapters.models.gguf.llama_classes import GGUFLlamaCausalLMPreprocessor
 from tf_adapters.models.gguf.llama_classes import GGUFLlamaTokenizer
+from tf_adapters.models.weights import assign
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +59,7 @@ def build_backbone(source, dtype="float32"):
     kv_heads, ffn = c["num_key_value_heads"], c["intermediate_dim"]
 
     def put(variable, value):
-        value = np.asarray(value, dtype="float32")
-        if tuple(variable.shape) != value.shape:
-            raise ValueError(
-                f"GGUF tensor for {variable.path} has shape {value.shape}; "
-                f"the model expects {tuple(variable.shape)}."
-            )
-        variable.assign(value)
+        assign(variable, value, "GGUF file")
 
     put(backbone.token_embedding.embeddings, w["token_embd.weight"])
     if not c["tie_word_embeddings"]:

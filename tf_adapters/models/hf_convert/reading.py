@@ -15,6 +15,8 @@ import re
 import numpy as np
 from safetensors import safe_open
 
+from tf_adapters.models.weights import assign  # noqa: F401 (re-exported)
+
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 
@@ -257,16 +259,6 @@ class SafetensorsLoader:
 
 def variables_by_path(backbone):
     return {v.path: v for v in backbone.weights}
-
-
-def assign(variable, value):
-    value = np.asarray(value, dtype="float32")
-    if tuple(variable.shape) != value.shape:
-        raise ValueError(
-            f"Variable {variable.path} has shape {tuple(variable.shape)}; "
-            f"the converted weight has shape {value.shape}."
-        )
-    variable.assign(value)
 
 
 def port_tied_head(loader, config, embeddings, head_keys):
