@@ -102,9 +102,10 @@ def test_regex_targets_and_layers_to_transform(family, tmp_path):
     )
     indexed = _lora(kind, layers_to_transform=[1])
     reference = _peft_folder(folder, indexed, tmp_path / "indexed")
-    assert np.abs(
-        _load_ours(folder, tmp_path / "indexed") - reference
-    ).max() < TOLERANCE
+    assert (
+        np.abs(_load_ours(folder, tmp_path / "indexed") - reference).max()
+        < TOLERANCE
+    )
 
 
 def test_peft_ia3_loads_with_peft_logits(family, tmp_path):
@@ -214,6 +215,14 @@ def test_bad_peft_folders_are_refused_and_the_model_is_unchanged(
             "rank", lambda m: m.update(r=8)
         ),
         "safetensors": broken("cut", edit_file=lambda d: d[: len(d) // 2]),
+        "bias='all'": broken("bias", lambda m: m.update(bias="all")),
+        "do not select": broken(
+            "unselected", lambda m: m.update(target_modules=["no_such"])
+        ),
+        "lora_magnitude_vector": _with_tensor(
+            broken("magnitude"), "lora_magnitude_vector"
+        ),
+        "does not unpickle": _pickled(broken("pickled")),
     }
     for needle, path in cases.items():
         with pytest.raises(ValueError, match=needle):
@@ -221,6 +230,27 @@ def test_bad_peft_folders_are_refused_and_the_model_is_unchanged(
     assert tfa.list_adapters(backbone) == []
     after = [w.numpy() for w in backbone.weights]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def _with_tensor(folder, suffix):
+    """Adds a tensor (e.g. DoRA's magnitudes) to a PEFT file."""
+    from safetensors.numpy import load_file
+    from safetensors.numpy import save_file
+
+    path = str(folder / "adapter_model.safetensors")
+    tensors = load_file(path)
+    module = next(iter(tensors)).split(".lora_")[0]
+    tensors[f"{module}.{suffix}.weight"] = np.ones(4, "float32")
+    save_file(tensors, path)
+    return folder
+
+
+def _pickled(folder):
+    """PEFT's legacy torch-pickle weights file instead of safetensors."""
+    os.replace(
+        folder / "adapter_model.safetensors", folder / "adapter_model.bin"
+    )
+    return folder
 
 
 def test_unknown_module_and_foreign_base_are_refused(tmp_path):
