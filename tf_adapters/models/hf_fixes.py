@@ -7,12 +7,13 @@ float16 (logits off by about 1e-4 on a tiny model). `fix_hf_conversion`
 repairs a converted backbone from the same folder; `load_base` calls it.
 """
 
-import json
 import os
 
 import numpy as np
 
 from tf_adapters.compat.layers import walk_layers
+from tf_adapters.models.hf_convert.reading import SafetensorsLoader
+from tf_adapters.models.hf_convert.reading import read_config_json
 from tf_adapters.models.hf_names import hf_modules
 from tf_adapters.models.weights import assign
 
@@ -34,11 +35,9 @@ REREAD = ("mistral",)
 def hf_config(folder):
     """The Hugging Face `config.json` of `folder` (a dict with a
     `model_type`), or `None` for a keras-hub preset or no folder."""
-    path = os.path.join(str(folder), "config.json")
-    if not os.path.isfile(path):
+    if not os.path.isfile(os.path.join(str(folder), "config.json")):
         return None
-    with open(path, encoding="utf-8") as f:
-        config = json.load(f)
+    _, config = read_config_json(str(folder))
     return config if "model_type" in config else None
 
 
@@ -62,49 +61,45 @@ def fix_hf_conversion(backbone, folder):
 
 def _reread_weights(backbone, folder, config):
     """Assigns every weight again from the safetensors, in float32."""
-    tensors = read_safetensors(folder)
     variables = {v.path: v for v in backbone.weights}
+    modules = hf_modules(backbone)
+    out_features = {}  # a fused module's rows are its parts' rows together
+    for m in modules:
+        stop = (
+            m.rows[1]
+            if m.rows
+            else int(np.prod(m.spec.dims(m.spec.kernel_out)))
+        )
+        out_features[m.hf_name] = max(out_features.get(m.hf_name, 0), stop)
 
-    def put(path, value):
-        variable = variables[path]
-        value = np.asarray(value)
-        if value.size == int(np.prod(variable.shape)):
-            value = value.reshape(variable.shape)  # heads split out
-        assign(variable, value, folder)
+    with SafetensorsLoader(str(folder)) as loader:
 
-    put("token_embedding/embeddings", tensors["model.embed_tokens.weight"])
-    if "lm_head.weight" in tensors and not config.get("tie_word_embeddings"):
-        put("token_embedding/reverse_embeddings", tensors["lm_head.weight"].T)
-    for m in hf_modules(backbone):
-        weight = tensors[m.hf_name + ".weight"]
-        if m.rows is not None:
-            weight = weight[m.rows[0] : m.rows[1]]
-        put(m.path + "/kernel", weight.T)
-    for i in range(backbone.num_layers):
-        for path, key in _LLAMA_NORMS:
-            put(path.format(i=i), tensors[key.format(i=i)])
-    put("sequence_output_layernorm/scale", tensors["model.norm.weight"])
+        def put(path, key, transpose=False):
+            variable = variables[path]
+            shape = tuple(variable.shape)
+            hf_shape = shape[::-1] if transpose else shape
+            value = loader.get(key, hf_shape)
+            assign(variable, value.T if transpose else value, folder)
 
-
-def read_safetensors(folder):
-    """`{name: array}` of a Hugging Face folder's `model.safetensors` (or
-    the shards its `model.safetensors.index.json` lists)."""
-    from safetensors import safe_open
-
-    single = os.path.join(str(folder), "model.safetensors")
-    index = single + ".index.json"
-    if os.path.isfile(index):
-        with open(index, encoding="utf-8") as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
-    else:
-        files = ["model.safetensors"]
-    tensors = {}
-    for name in files:
-        path = os.path.join(str(folder), name)
-        try:
-            with safe_open(path, framework="np") as f:
-                for key in f.keys():
-                    tensors[key] = f.get_tensor(key)
-        except Exception as e:  # safetensors raises its own SafetensorError
-            raise ValueError(f"{path} cannot be read: {e}.") from None
-    return tensors
+        put("token_embedding/embeddings", "model.embed_tokens.weight")
+        tied = config.get("tie_word_embeddings")
+        if loader.has("lm_head.weight") and not tied:
+            put("token_embedding/reverse_embeddings", "lm_head.weight", True)
+        for m in modules:
+            spec = m.spec
+            key = m.hf_name + ".weight"
+            weight = loader.get(
+                key,
+                (
+                    out_features[m.hf_name],
+                    int(np.prod(spec.dims(spec.contracted))),
+                ),
+            )
+            if m.rows is not None:
+                weight = weight[m.rows[0] : m.rows[1]]
+            kernel = variables[m.path + "/kernel"]
+            assign(kernel, weight.T.reshape(kernel.shape), folder)
+        for i in range(backbone.num_layers):
+            for path, key in _LLAMA_NORMS:
+                put(path.format(i=i), key.format(i=i))
+        put("sequence_output_layernorm/scale", "model.norm.weight")

@@ -164,9 +164,14 @@ class SafetensorsLoader:
         self.folder = folder
         self.handles = {}
         for name in files:
-            self.handles[name] = safe_open(
-                os.path.join(folder, name), framework="np"
-            )
+            path = os.path.join(folder, name)
+            try:
+                self.handles[name] = safe_open(path, framework="np")
+            except Exception as e:  # safetensors raises SafetensorError
+                raise ValueError(
+                    f"{path} is not a readable safetensors file ({e}); it "
+                    "may be truncated or corrupt."
+                ) from None
         if self.file_of is None:
             self.file_of = {
                 key: SINGLE_FILE for key in self.handles[SINGLE_FILE].keys()
