@@ -16,7 +16,6 @@ import re
 
 import numpy as np
 
-from tf_adapters.core.einsum_spec import EinsumSpec
 from tf_adapters.core.layer_paths import iter_slots
 from tf_adapters.core.validation import check_weight_arrays
 from tf_adapters.methods.ia3 import IA3Config
@@ -232,10 +231,9 @@ def _group_by_module(path, tensors, method):
 
 def _module_table(backbone):
     """`{Hugging Face module: [(HFModule, EinsumSpec)]}`."""
-    layers = {s.path: s.base for s in iter_slots(backbone)}
     table = collections.defaultdict(list)
     for m in hf_modules(backbone):
-        table[m.hf_name].append((m, EinsumSpec.from_layer(layers[m.path])))
+        table[m.hf_name].append((m, m.spec))
     return dict(table)
 
 
@@ -437,8 +435,9 @@ def write_peft_adapter(folder, backbone, config, arrays, base_model=None):
 
 
 def _modules_of(backbone, arrays, suffix):
-    """`{module: [(HFModule, EinsumSpec, adapted?)]}` for every module with
-    an adapted part; refuses adapted layers that have no module."""
+    """`({module: [(HFModule, EinsumSpec, adapted?)]}, every module name)`:
+    the modules with an adapted part, and all of the model's; refuses
+    adapted layers that have no module."""
     table = _module_table(backbone)
     adapted = {k.removesuffix(suffix) for k in arrays if k.endswith(suffix)}
     known = {m.path for parts in table.values() for m, _ in parts}
@@ -447,17 +446,17 @@ def _modules_of(backbone, arrays, suffix):
             f"Layer {layer!r} has no Hugging Face counterpart among the "
             "projections PEFT adapts; it cannot be written in PEFT's format."
         )
-    return {
+    selected = {
         module: [(m, spec, m.path in adapted) for m, spec in parts]
         for module, parts in table.items()
         if any(m.path in adapted for m, _ in parts)
     }
+    return selected, set(table)
 
 
-def _target_names(backbone, modules):
+def _target_names(every, modules):
     """PEFT `target_modules`: short suffixes when they select exactly
-    `modules`, else the full names."""
-    every = {m.hf_name for m in hf_modules(backbone)}
+    `modules` among `every` module name, else the full names."""
     short = {_short_name(name) for name in modules}
     chosen = {n for n in every if any(n.endswith("." + s) for s in short)}
     return sorted(short) if chosen == set(modules) else sorted(modules)
@@ -469,7 +468,7 @@ def _short_name(module):
 
 
 def _lora_to_peft(backbone, config, arrays):
-    modules = _modules_of(backbone, arrays, "/lora_a")
+    modules, every = _modules_of(backbone, arrays, "/lora_a")
     tensors, ranks, alphas = {}, {}, {}
     for module, parts in sorted(modules.items()):
         used = [(m, spec) for m, spec, on in parts if on]
@@ -527,7 +526,7 @@ def _lora_to_peft(backbone, config, arrays):
         "use_rslora": config.use_rslora,
         "bias": "none",
         "fan_in_fan_out": type(backbone).__name__ == "GPT2Backbone",
-        "target_modules": _target_names(backbone, modules),
+        "target_modules": _target_names(every, modules),
         "rank_pattern": {
             re.escape(k): r for k, r in ranks.items() if r != rank
         },
@@ -539,7 +538,7 @@ def _lora_to_peft(backbone, config, arrays):
 
 
 def _ia3_to_peft(backbone, config, arrays):
-    modules = _modules_of(backbone, arrays, "/ia3_scale")
+    modules, every = _modules_of(backbone, arrays, "/ia3_scale")
     tensors, feedforward = {}, []
     for module, parts in sorted(modules.items()):
         inputs = {
@@ -567,8 +566,8 @@ def _ia3_to_peft(backbone, config, arrays):
                 start, stop = _out_rows(m, spec)
                 vector[start:stop] = arrays[f"{m.path}/ia3_scale"].reshape(-1)
         tensors[f"{PREFIX}{module}.ia3_l"] = vector[:, None]
-    targets = _target_names(backbone, modules)
-    short_feedforward = _target_names(backbone, feedforward)
+    targets = _target_names(every, modules)
+    short_feedforward = _target_names(every, feedforward)
     if set(short_feedforward) <= set(targets):  # PEFT wants a subset
         feedforward = short_feedforward
     else:

@@ -30,12 +30,14 @@ class HFModule:
             (`model.layers.0.self_attn.q_proj`).
         path: str. The keras-hub layer path
             (`transformer_layer_0/self_attention/query`).
+        spec: `EinsumSpec`. The keras-hub layer's kernel axes.
         rows: `(start, stop)` of the Hugging Face output features this layer
             holds, or `None` for all of them.
     """
 
     hf_name: str
     path: str
+    spec: EinsumSpec
     rows: tuple | None = None
 
 
@@ -212,13 +214,13 @@ def hf_modules(backbone):
                 )
             start = 0
             for path in paths:
+                spec = EinsumSpec.from_layer(layers[path])
                 rows = None
                 if len(paths) > 1:
-                    spec = EinsumSpec.from_layer(layers[path])
                     width = int(np.prod(spec.dims(spec.kernel_out)))
                     rows = (start, start + width)
                     start += width
-                found.append(HFModule(hf_prefix + hf, path, rows))
+                found.append(HFModule(hf_prefix + hf, path, spec, rows))
     return found
 
 
