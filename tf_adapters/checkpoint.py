@@ -85,11 +85,7 @@ def save_adapter(
     >>> tfa.list_adapters(fresh)
     ['task']
     """
-    if format not in FORMATS:
-        raise ValueError(
-            f"`format` must be one of {list(FORMATS)}. Received: "
-            f"format={format!r}."
-        )
+    check_format(format)
     backbone, task = split_model(model)
     state = get_state(backbone)
     if state is None or not state.adapters:
@@ -125,6 +121,15 @@ def save_adapter(
         np.savez(os.path.join(tmp, WEIGHTS_FILE), **arrays)
         with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
             json.dump(meta, f, indent=2, sort_keys=True)
+
+
+def check_format(value, name="format"):
+    """Refuses an adapter format `save_adapter` cannot write."""
+    if value not in FORMATS:
+        raise ValueError(
+            f"`{name}` must be one of {list(FORMATS)}. Received: "
+            f"{name}={value!r}."
+        )
 
 
 def load_adapter(model, path, name=None, activate=True):

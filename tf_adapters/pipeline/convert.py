@@ -1,6 +1,6 @@
 """`tf-adapters convert`: an adapter from one format to another."""
 
-from tf_adapters.checkpoint import FORMATS
+from tf_adapters.checkpoint import check_format
 from tf_adapters.checkpoint import load_adapter
 from tf_adapters.checkpoint import save_adapter
 from tf_adapters.models.loading import load_base
@@ -11,13 +11,10 @@ def run_convert(args):
     or a keras-hub `.lora.h5` file) onto base model `args["model"]` and
     writes it to `args["destination"]` in format `args["to"]`.
 
-    The base model is needed to map layer names and check shapes; the
-    result is checked to load back onto it.
+    The base model is needed to map layer names and check shapes. The
+    format is checked before the base model loads.
     """
-    if args["to"] not in FORMATS:
-        raise ValueError(
-            f"`--to` must be one of {list(FORMATS)}. Received: {args['to']!r}."
-        )
+    check_format(args["to"], "to")
     model = load_base(args["model"])
     load_adapter(model, args["source"], name="converted")
     save_adapter(
