@@ -31,7 +31,7 @@ from tf_adapters.pipeline.config import FinetuneConfig
         ({"learning_rate": 0}, ValueError, r"`learning_rate` must be > 0"),
         ({"learning_rate": -1e-3}, ValueError, r"`learning_rate` must be > 0"),
         ({"l2sp": -1.0}, ValueError, r"`l2sp` must be >= 0"),
-        ({"method": "dora"}, ValueError, r"`method` must be one of"),
+        ({"method": "loha"}, ValueError, r"`method` must be one of"),
         ({"task": "summarize"}, ValueError, r"`task` must be one of"),
         ({"template": "no slot"}, ValueError, r"must contain '\{text\}'"),
         ({"task": "translation"}, ValueError, r"pass --data FILE"),

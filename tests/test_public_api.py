@@ -18,6 +18,8 @@ PROMISED = {
     "load_adapter",
     "save_adapter",
     "merge_and_unload",
+    "loraplus_optimizer",
+    "add_weighted_adapter",
 }
 
 

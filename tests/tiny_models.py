@@ -107,7 +107,10 @@ def randomize_adapter(model, seed=1):
     and save/load checks compare non-trivial adapters."""
     rng = np.random.default_rng(seed)
     for var in model.trainable_weights:
-        var.assign(rng.normal(0, 0.3, var.shape).astype("float32"))
+        noise = rng.normal(0, 0.3, var.shape).astype("float32")
+        if "magnitude" in var.path:  # DoRA: a norm, moved but kept positive
+            noise = var.numpy() * (1 + 0.3 * np.tanh(noise))
+        var.assign(noise)
 
 
 def all_configs():
@@ -115,9 +118,20 @@ def all_configs():
 
     return {
         "lora": tfa.LoraConfig(rank=2, alpha=4),
+        # LoRA variants: DoRA from OLoRA's start on every projection, and
+        # PiSSA on the family's default targets.
+        "dora": tfa.LoraConfig(
+            rank=2,
+            alpha=4,
+            use_dora=True,
+            init="olora",
+            target_layers="all-linear",
+        ),
+        "pissa": tfa.LoraConfig(rank=2, alpha=4, init="pissa"),
         "houlsby": tfa.BottleneckConfig(variant="houlsby", bottleneck_size=4),
         "pfeiffer": tfa.BottleneckConfig(variant="pfeiffer", bottleneck_size=4),
         "parallel": tfa.BottleneckConfig(variant="parallel", bottleneck_size=4),
         "ia3": tfa.IA3Config(),
         "prompt": tfa.PromptTuningConfig(num_virtual_tokens=3),
+        "prefix": tfa.PrefixTuningConfig(num_virtual_tokens=3, projection=8),
     }

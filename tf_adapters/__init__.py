@@ -5,13 +5,17 @@ The public API, in the order of the article's pipeline:
 - Base model: `load_base` (the embedded SmolLM2-135M, a keras-hub preset,
   a Hugging Face folder or a GGUF file).
 - Adapter configs: `LoraConfig`, `BottleneckConfig` (Houlsby, Pfeiffer,
-  parallel), `IA3Config`, `PromptTuningConfig`.
+  parallel), `IA3Config`, `PromptTuningConfig`, `PrefixTuningConfig`
+  (`fold_prefix` folds its reparameterization network after training).
 - Adapters on a model: `add_adapter`, `set_active_adapter`,
   `active_adapter`, `list_adapters`, `disable_adapters`,
   `enable_adapters`, `delete_adapter`, `trainable_summary`.
 - Task models that `compile` / `fit` / `evaluate` train:
-  `LabelWordClassifier`, `LastTokenClassifier`, `LanguageModel`.
-- Merging: `merge_adapter`, `unmerge_adapter`, `merge_and_unload`.
+  `LabelWordClassifier`, `LastTokenClassifier`, `LanguageModel`; and
+  `loraplus_optimizer` (LoRA+: LoRA's `B` at a higher learning rate).
+- Merging: `merge_adapter`, `unmerge_adapter`, `merge_and_unload`;
+  `add_weighted_adapter` combines LoRA adapters into a new one (PEFT's
+  linear, cat, SVD, TIES and DARE combinations).
 - Saving and serving: `save_adapter`, `load_adapter`, `save_model`,
   `export_saved_model` (a versioned SavedModel for TF Serving).
 - Other ecosystems: `load_adapter` also reads PEFT adapter folders and
@@ -43,13 +47,16 @@ from tf_adapters.injection.api import disable_adapters  # noqa: E402
 from tf_adapters.injection.api import enable_adapters  # noqa: E402
 from tf_adapters.injection.api import list_adapters  # noqa: E402
 from tf_adapters.injection.api import set_active_adapter  # noqa: E402
+from tf_adapters.injection.fold import fold_prefix  # noqa: E402
 from tf_adapters.injection.unload import merge_adapter  # noqa: E402
 from tf_adapters.injection.unload import merge_and_unload  # noqa: E402
 from tf_adapters.injection.unload import unmerge_adapter  # noqa: E402
+from tf_adapters.injection.weighted import add_weighted_adapter  # noqa: E402
 from tf_adapters.interop.hf_export import export_hf  # noqa: E402
 from tf_adapters.methods.bottleneck import BottleneckConfig  # noqa: E402
 from tf_adapters.methods.ia3 import IA3Config  # noqa: E402
 from tf_adapters.methods.lora import LoraConfig  # noqa: E402
+from tf_adapters.methods.prefix_tuning import PrefixTuningConfig  # noqa: E402
 from tf_adapters.methods.prompt_tuning import PromptTuningConfig  # noqa: E402
 from tf_adapters.models.loading import load_base  # noqa: E402
 from tf_adapters.pipeline import FinetuneConfig  # noqa: E402
@@ -59,10 +66,13 @@ from tf_adapters.summary import trainable_summary  # noqa: E402
 from tf_adapters.tasks.label_word_classifier import LabelWordClassifier  # noqa: E402
 from tf_adapters.tasks.language_model import LanguageModel  # noqa: E402
 from tf_adapters.tasks.last_token_classifier import LastTokenClassifier  # noqa: E402
+from tf_adapters.training.loraplus import loraplus_optimizer  # noqa: E402
+from tf_adapters.training.loraplus import register_keras_optimizers  # noqa: E402
 
 __version__ = "0.1.0"
 
 register_keras_hub_classes()
+register_keras_optimizers()
 
 __all__ = [
     "BottleneckConfig",
@@ -72,17 +82,21 @@ __all__ = [
     "LanguageModel",
     "LastTokenClassifier",
     "LoraConfig",
+    "PrefixTuningConfig",
     "PromptTuningConfig",
     "active_adapter",
     "add_adapter",
+    "add_weighted_adapter",
     "delete_adapter",
     "disable_adapters",
     "enable_adapters",
     "export_hf",
     "export_saved_model",
+    "fold_prefix",
     "list_adapters",
     "load_adapter",
     "load_base",
+    "loraplus_optimizer",
     "merge_adapter",
     "merge_and_unload",
     "run_finetune",

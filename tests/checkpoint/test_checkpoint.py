@@ -9,7 +9,8 @@ import tf_adapters as tfa
 from tf_adapters.checkpoint import CONFIG_FILE
 from tf_adapters.checkpoint import WEIGHTS_FILE
 
-METHODS = ["lora", "houlsby", "pfeiffer", "parallel", "ia3", "prompt"]
+METHODS = ["lora", "dora", "pissa", "houlsby", "pfeiffer", "parallel"]
+METHODS += ["ia3", "prompt"]
 
 
 def _snapshot(backbone):

@@ -72,7 +72,7 @@ def test_bad_flag_values_are_rejected(capsys):
     assert main(["finetune", "--learning-rate", "-1"]) == 2
     assert "`learning_rate` must be > 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["finetune", "--method", "dora"])
+        main(["finetune", "--method", "loha"])
 
 
 def test_export_command_with_an_adapter(tmp_path, capsys):

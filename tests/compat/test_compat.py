@@ -11,6 +11,7 @@ import tensorflow as tf
 from tests import tiny_models
 from tf_adapters.compat import class_swap
 from tf_adapters.compat import layers
+from tf_adapters.compat import optimizers
 from tf_adapters.compat import tracking
 from tf_adapters.compat import trainer
 from tf_adapters.compat.export import new_export_archive
@@ -175,3 +176,27 @@ def test_multi_worker_fix_stays_out_of_the_way_on_one_machine():
     x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
     logs = model.train_step((x, y))
     assert all(np.ndim(v) == 0 for v in logs.values())  # scalars, as Keras
+
+
+def test_variable_index_finds_the_tf_variable_update_step_gets():
+    variables = [keras.Variable(np.zeros(n, "float32")) for n in (2, 3)]
+    optimizer = keras.optimizers.SGD()
+    optimizer.build(variables)
+    for i, var in enumerate(variables):
+        assert optimizers.variable_index(optimizer, var) == i
+        # On TensorFlow `update_step` gets the `tf.Variable` underneath.
+        assert optimizers.variable_index(optimizer, var.value) == i
+
+
+def test_copy_weight_decay_exclusions():
+    var = keras.Variable(np.ones(2, "float32"), name="bias")
+    source = keras.optimizers.AdamW(weight_decay=0.5)
+    source.exclude_from_weight_decay(var_names=["bias"])
+    target = keras.optimizers.AdamW(weight_decay=0.5)
+    optimizers.copy_weight_decay_exclusions(source, target)
+    target.apply([np.zeros(2, "float32")], [var])
+    np.testing.assert_array_equal(np.array(var), [1.0, 1.0])  # no decay
+    plain = keras.optimizers.AdamW(weight_decay=0.5)
+    optimizers.copy_weight_decay_exclusions(keras.optimizers.AdamW(), plain)
+    plain.apply([np.zeros(2, "float32")], [var])
+    assert float(np.array(var)[0]) < 1.0

@@ -8,7 +8,8 @@ from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.injection.lifecycle import adapter_layers
 
 FAMILIES = list(tiny_models.BACKBONES)
-IDENTITY_METHODS = ["lora", "houlsby", "pfeiffer", "parallel", "ia3"]
+IDENTITY_METHODS = ["lora", "dora", "pissa", "houlsby", "pfeiffer"]
+IDENTITY_METHODS += ["parallel", "ia3"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

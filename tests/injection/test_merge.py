@@ -9,7 +9,7 @@ FAMILIES = list(tiny_models.BACKBONES)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("method", ["lora", "ia3"])
+@pytest.mark.parametrize("method", ["lora", "dora", "pissa", "ia3"])
 def test_merge_unmerge_and_unload_keep_outputs(family, method):
     backbone = tiny_models.backbone(family)
     x = tiny_models.inputs()

@@ -10,7 +10,8 @@ import tiny_models
 
 import tf_adapters as tfa
 
-METHODS = ["lora", "houlsby", "pfeiffer", "parallel", "ia3", "prompt"]
+METHODS = ["lora", "dora", "pissa", "houlsby", "pfeiffer", "parallel"]
+METHODS += ["ia3", "prompt"]
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -95,4 +95,4 @@ def test_variants_follow_the_options():
 
 def test_compare_rejects_unknown_methods(tmp_path):
     with pytest.raises(ValueError, match="`methods` must be"):
-        run_compare(FinetuneConfig(), ["lora", "dora"], str(tmp_path))
+        run_compare(FinetuneConfig(), ["lora", "loha"], str(tmp_path))

@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import sys
 
+from tf_adapters.pipeline import COMPARE_METHODS
 from tf_adapters.pipeline import DEFAULT_METHODS
 from tf_adapters.pipeline import FULL_LEARNING_RATE
 from tf_adapters.pipeline import FinetuneConfig
@@ -133,14 +134,17 @@ def _add_compare(sub):
         description="Runs `finetune` once per method with the same base, "
         "data, seed, steps and batch. --l2sp λ adds L2-SP runs of full "
         "fine-tuning and LoRA; --share-weights adds shared-weight runs of "
-        "the LoRA and bottleneck adapters.",
+        "the LoRA and bottleneck adapters; --loraplus-lr-ratio adds a LoRA+ "
+        "run of LoRA.",
     )
     compare.add_argument(
         "--methods",
         nargs="+",
         default=list(DEFAULT_METHODS),
-        choices=list(DEFAULT_METHODS),
-        help="Methods to compare (default: all).",
+        choices=list(COMPARE_METHODS),
+        help="Methods to compare (default: every method; the LoRA variants "
+        f"{sorted(set(COMPARE_METHODS) - set(DEFAULT_METHODS))} run when "
+        "named).",
     )
     compare.add_argument(
         "--full-learning-rate",

@@ -15,4 +15,8 @@ upgrade that breaks one breaks it here, in one place, with a test
 - `trainer`: building the optimizer and metrics before the first trace;
   `fit` under `MultiWorkerMirroredStrategy`; dropping compiled functions.
 - `export`: an `ExportArchive` that stores each variable once.
+- `optimizers`: where a variable sits among an optimizer's, and the
+  weight-decay exclusions `get_config` leaves out (LoRA+).
+- `attention`: extra keys and values inside keras-hub attention layers,
+  after their KV cache (prefix tuning).
 """

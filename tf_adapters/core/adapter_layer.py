@@ -32,6 +32,9 @@ class AdapterLayer(keras.layers.Layer):
     # Whether its calls hand tensors to another adapter layer through the
     # forward scope of the enclosing decoder layer (`core.forward_scope`).
     needs_forward_scope = False
+    # Keys of `adapter_variables()` that stay frozen while the adapter
+    # trains (e.g. PiSSA's starting pair, which is subtracted, not learned).
+    frozen_keys = ()
 
     def __init__(
         self, base_layer, adapter_name, hoisted_activation=None, **kwargs
@@ -137,9 +140,10 @@ class AdapterLayer(keras.layers.Layer):
         return outputs
 
     def adapter_call(self, inputs, training=None, gate=None):
-        """The adapted output. `gate` (0/1 per example, shape `(batch,)`) is
-        set when adapters are routed per example: scale the update with
-        `routing.apply_gate(gate, update)`."""
+        """The adapted output. `gate` (a float per example, shape
+        `(batch,)`: 0/1 when each example picks one adapter, any weight when
+        examples mix adapters) is set when adapters are routed per example:
+        scale the update with `routing.apply_gate(gate, update)`."""
         raise NotImplementedError
 
     def compute_output_shape(self, input_shape):

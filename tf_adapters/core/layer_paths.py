@@ -11,6 +11,8 @@ from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.adapter_layer import innermost
 
 PROJECTIONS = (keras.layers.Dense, keras.layers.EinsumDense)
+# PEFT's target for every linear layer of the decoder blocks.
+ALL_LINEAR = "all-linear"
 
 
 @dataclasses.dataclass

@@ -11,6 +11,7 @@ import re
 from tf_adapters.compat.class_swap import swap_in
 from tf_adapters.compat.tracking import replace_sublayer
 from tf_adapters.core.forward_scope import ForwardScopeMixin
+from tf_adapters.core.layer_paths import ALL_LINEAR
 from tf_adapters.core.layer_paths import PROJECTIONS
 from tf_adapters.core.layer_paths import describe_paths
 from tf_adapters.core.layer_paths import iter_slots
@@ -78,8 +79,26 @@ def role_of(path):
     return re.sub(r"_\d+(?=/)", "_<i>", path)
 
 
+def decoder_projections(backbone, slots, field="target_layers"):
+    """The projection slots inside the backbone's decoder blocks
+    (`"all-linear"`): every Dense / EinsumDense of `transformer_layers`,
+    none outside them (embeddings, output head)."""
+    blocks = getattr(backbone, "transformer_layers", None)
+    if not blocks:
+        raise ValueError(
+            f"`{field}='{ALL_LINEAR}'` needs a backbone with decoder blocks "
+            f"(`transformer_layers`); {type(backbone).__name__} has none. "
+            f"List the layers instead. Available: {describe_paths(slots)}."
+        )
+    names = {block.name for block in blocks}
+    return [s for s in slots if s.path.split("/", 1)[0] in names]
+
+
 def projection_slots(backbone, patterns, exclude, field, default=None):
     """Resolves `patterns` (or `default`, the family's) to projection slots.
+
+    The pattern `"all-linear"` stands for every projection of the decoder
+    blocks (`decoder_projections`).
 
     Raises:
         ValueError: naming the pattern that matched nothing, with the
@@ -94,6 +113,10 @@ def projection_slots(backbone, patterns, exclude, field, default=None):
                 f"{describe_paths(slots)}."
             )
         patterns = list(default)
+    if ALL_LINEAR in patterns:
+        patterns = [p for p in patterns if p != ALL_LINEAR] + [
+            s.path for s in decoder_projections(backbone, slots, field)
+        ]
     for pattern in patterns:
         if not any(matches(pattern, s.path) for s in slots):
             raise ValueError(

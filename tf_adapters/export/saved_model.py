@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tf_adapters.compat.export import new_export_archive
 from tf_adapters.core.routing import route_by_example
+from tf_adapters.core.routing import route_by_weights
 from tf_adapters.generation.causal_lm_endpoints import SPECS
 from tf_adapters.generation.causal_lm_endpoints import TEXT_ENDPOINTS
 from tf_adapters.generation.causal_lm_endpoints import causal_lm_endpoints
@@ -102,7 +103,11 @@ def export_saved_model(
         adapters: list of str. Serve several adapters from one SavedModel:
             the base weights once, each adapter's weights once, and an
             `adapter` input (a name per example) on every signature, so one
-            batch may mix adapters. Prompt-tuning adapters cannot be mixed
+            batch may mix adapters; each signature also has a
+            `<signature>_weighted` twin whose `adapter_weights` input (float,
+            `(batch, len(adapters))`) scales each adapter's update per
+            example, for a weighted mix of adapters, and `adapter_names`
+            returns the column order. Prompt-tuning adapters cannot be mixed
             this way. Implies `merge=False`. Defaults to `None` (the model as
             it is, with its active adapter).
 
@@ -190,11 +195,17 @@ def _check_routable(backbone, adapters):
 
 
 def _routed(endpoints, names):
-    """Endpoints that take an `adapter` name per example first."""
+    """Endpoints that take an `adapter` name per example first, their
+    `<endpoint>_weighted` twins that take `adapter_weights` (a float per
+    example and adapter, columns in the order of `names`), and
+    `adapter_names` (that order)."""
     table = tf.constant(names)
-    spec = SPECS["adapter"]
+    name_spec = SPECS["adapter"]
+    weight_spec = tf.TensorSpec(
+        [None, len(names)], tf.float32, name="adapter_weights"
+    )
 
-    def routed(fn):
+    def by_name(fn):
         def route(adapter, *args):
             match = tf.equal(adapter[:, None], table[None, :])
             check = tf.debugging.assert_equal(
@@ -211,10 +222,22 @@ def _routed(endpoints, names):
 
         return route
 
-    return {
-        key: (routed(fn), [spec, *signature])
-        for key, (fn, signature) in endpoints.items()
-    }
+    def by_weights(fn):
+        def route(adapter_weights, *args):
+            weights = tf.debugging.assert_all_finite(
+                adapter_weights, "adapter_weights must be finite"
+            )
+            with route_by_weights(weights, names):
+                return fn(*args)
+
+        return route
+
+    routed = {}
+    for key, (fn, signature) in endpoints.items():
+        routed[key] = (by_name(fn), [name_spec, *signature])
+        routed[f"{key}_weighted"] = (by_weights(fn), [weight_spec, *signature])
+    routed["adapter_names"] = (lambda: {"adapter_names": table}, [])
+    return routed
 
 
 def _backbone_of(model):

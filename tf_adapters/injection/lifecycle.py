@@ -151,8 +151,9 @@ def refresh(backbone, task):
     for layer in adapter_layers(backbone):
         on = layer.adapter_name == active
         layer.adapter_enabled = on
-        for var in layer.adapter_variables().values():
-            var.trainable = on
+        frozen = getattr(layer, "frozen_keys", ())
+        for key, var in layer.adapter_variables().items():
+            var.trainable = on and key not in frozen
             adapter_ids.add(id(var))
     model = task if task is not None else backbone
     for var in model.weights:

@@ -18,22 +18,24 @@ import numpy as np
 
 from tf_adapters.core.layer_paths import iter_slots
 from tf_adapters.core.validation import check_weight_arrays
+from tf_adapters.interop.peft_lora import lora_to_peft
+from tf_adapters.interop.peft_lora import read_lora
+from tf_adapters.interop.peft_modules import PREFIX
+from tf_adapters.interop.peft_modules import check_in
+from tf_adapters.interop.peft_modules import check_out
+from tf_adapters.interop.peft_modules import module_table
+from tf_adapters.interop.peft_modules import modules_of
+from tf_adapters.interop.peft_modules import out_rows
+from tf_adapters.interop.peft_modules import target_names
 from tf_adapters.methods.ia3 import IA3Config
 from tf_adapters.methods.ia3.plan import scales_input
 from tf_adapters.methods.lora import LoraConfig
-from tf_adapters.methods.lora.config import lora_scale
 from tf_adapters.methods.prompt_tuning import PromptTuningConfig
-from tf_adapters.models.hf_names import from_keras_in
-from tf_adapters.models.hf_names import from_keras_out
-from tf_adapters.models.hf_names import hf_modules
 from tf_adapters.models.hf_names import prompt_row_scale
-from tf_adapters.models.hf_names import to_keras_in
-from tf_adapters.models.hf_names import to_keras_out
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PICKLED_WEIGHTS_FILE = "adapter_model.bin"
-PREFIX = "base_model.model."
 METHODS = ("LORA", "IA3", "PROMPT_TUNING")
 
 # Fields that do not change what a loaded adapter computes (documentation,
@@ -46,7 +48,6 @@ _INERT = {
     "inference_mode",
     "auto_mapping",
     "peft_version",
-    "init_lora_weights",
     "init_ia3_weights",
     "loftq_config",
     "eva_config",
@@ -72,7 +73,7 @@ _INERT = {
 # Fields read into the tf_adapters config, per method.
 _READ = {
     "LORA": {"r", "lora_alpha", "lora_dropout", "use_rslora", "bias"}
-    | {"rank_pattern", "alpha_pattern"},
+    | {"rank_pattern", "alpha_pattern", "use_dora", "init_lora_weights"},
     "IA3": set(),
     "PROMPT_TUNING": {"num_virtual_tokens", "num_transformer_submodules"},
 }
@@ -110,7 +111,7 @@ def read_peft_adapter(path, backbone):
     if method == "PROMPT_TUNING":
         return _read_prompt(path, meta, tensors, backbone)
     modules = _group_by_module(path, tensors, method)
-    targets = _module_table(backbone)
+    targets = module_table(backbone)
     for module in modules:
         if module not in targets:
             raise ValueError(
@@ -128,7 +129,7 @@ def read_peft_adapter(path, backbone):
                 "inconsistent."
             )
     if method == "LORA":
-        return _read_lora(path, meta, modules, targets)
+        return read_lora(path, meta, modules, targets, backbone)
     return _read_ia3(path, meta, modules, targets)
 
 
@@ -202,6 +203,8 @@ _SUFFIXES = {
     "LORA": (".lora_A.weight", ".lora_B.weight"),
     "IA3": (".ia3_l",),
 }
+# Tensors a module may have besides those (DoRA's magnitude).
+_OPTIONAL = {"LORA": (".lora_magnitude_vector",), "IA3": ()}
 
 
 def _group_by_module(path, tensors, method):
@@ -209,7 +212,7 @@ def _group_by_module(path, tensors, method):
     modules = collections.defaultdict(dict)
     for key, array in tensors.items():
         name = key.removeprefix(PREFIX)
-        for suffix in _SUFFIXES[method]:
+        for suffix in _SUFFIXES[method] + _OPTIONAL[method]:
             if name.endswith(suffix):
                 modules[name.removesuffix(suffix)][suffix] = array
                 break
@@ -227,14 +230,6 @@ def _group_by_module(path, tensors, method):
                 f"{path}: module {module!r} lacks {sorted(missing)[0]!r}."
             )
     return dict(modules)
-
-
-def _module_table(backbone):
-    """`{Hugging Face module: [(HFModule, EinsumSpec)]}`."""
-    table = collections.defaultdict(list)
-    for m in hf_modules(backbone):
-        table[m.hf_name].append((m, m.spec))
-    return dict(table)
 
 
 def _selected(meta, module):
@@ -263,80 +258,6 @@ def _selected(meta, module):
     return False
 
 
-def _pattern_value(patterns, module, default):
-    """PEFT's `rank_pattern` rule: the first key `k` with
-    `re.match(rf"(.*\\.)?({k})$", module)`."""
-    for key, value in (patterns or {}).items():
-        if re.match(rf"(.*\.)?({key})$", module):
-            return value
-    return default
-
-
-def _out_rows(m, spec):
-    return m.rows or (0, int(np.prod(spec.dims(spec.kernel_out))))
-
-
-def _check_in(path, module, m, spec, width):
-    expected = int(np.prod(spec.dims(spec.contracted)))
-    if width != expected:
-        raise ValueError(
-            f"{path}: module {module!r} takes {width} input features but "
-            f"layer {m.path!r} of this model takes {expected}; the adapter "
-            "was trained on a base of another shape."
-        )
-
-
-def _check_out(path, module, parts, height):
-    expected = _out_rows(*parts[-1])[1]
-    if height != expected:
-        raise ValueError(
-            f"{path}: module {module!r} has {height} output features but "
-            f"this model's {' + '.join(m.path for m, _ in parts)} has "
-            f"{expected}; the adapter was trained on a base of another shape."
-        )
-
-
-def _read_lora(path, meta, modules, targets):
-    default_rank = meta.get("r", 8)
-    default_alpha = meta.get("lora_alpha", 8)
-    rslora = bool(meta.get("use_rslora", False))
-    arrays, ranks, alphas = {}, {}, {}
-    for module, parts in sorted(modules.items()):
-        a, b = parts[".lora_A.weight"], parts[".lora_B.weight"]
-        rank = _pattern_value(meta.get("rank_pattern"), module, default_rank)
-        alpha = _pattern_value(meta.get("alpha_pattern"), module, default_alpha)
-        if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
-            raise ValueError(
-                f"{path}: module {module!r} has lora_A {a.shape} and lora_B "
-                f"{b.shape}, which are not a rank-r pair."
-            )
-        if a.shape[0] != rank:
-            raise ValueError(
-                f"{path}: module {module!r} has rank {a.shape[0]} in its "
-                f"weights but rank {rank} in {CONFIG_FILE} (r / "
-                "rank_pattern); the file is inconsistent."
-            )
-        _check_out(path, module, targets[module], b.shape[0])
-        for m, spec in targets[module]:
-            _check_in(path, module, m, spec, a.shape[1])
-            start, stop = _out_rows(m, spec)
-            arrays[f"{m.path}/lora_a"] = to_keras_in(a, spec)
-            arrays[f"{m.path}/lora_b"] = to_keras_out(b[start:stop], spec)
-            ranks[m.path], alphas[m.path] = int(rank), float(alpha)
-    rank = collections.Counter(ranks.values()).most_common(1)[0][0]
-    alpha = float(default_alpha)
-    config = LoraConfig(
-        rank=rank,
-        alpha=alpha,
-        dropout=float(meta.get("lora_dropout") or 0.0),
-        target_layers=sorted(ranks),
-        use_rslora=rslora,
-        rank_pattern={p: r for p, r in sorted(ranks.items()) if r != rank},
-        alpha_pattern={p: a for p, a in sorted(alphas.items()) if a != alpha},
-    )
-    return config, arrays
-
-
 def _read_ia3(path, meta, modules, targets):
     arrays, scaled_input = {}, []
     for module, parts in sorted(modules.items()):
@@ -349,15 +270,15 @@ def _read_ia3(path, meta, modules, targets):
             )
         if feedforward:
             for m, spec in targets[module]:
-                _check_in(path, module, m, spec, vector.shape[1])
+                check_in(path, module, m, spec, vector.shape[1])
                 arrays[f"{m.path}/ia3_scale"] = vector[0].reshape(
                     spec.dims(spec.contracted)
                 )
                 scaled_input.append(m.path)
             continue
-        _check_out(path, module, targets[module], vector.shape[0])
+        check_out(path, module, targets[module], vector.shape[0])
         for m, spec in targets[module]:
-            start, stop = _out_rows(m, spec)
+            start, stop = out_rows(m, spec)
             arrays[f"{m.path}/ia3_scale"] = vector[start:stop, 0].reshape(
                 spec.dims(spec.kernel_out)
             )
@@ -408,11 +329,18 @@ def write_peft_adapter(folder, backbone, config, arrays, base_model=None):
             "the tf_adapters format."
         )
     if isinstance(config, LoraConfig):
-        meta, tensors = _lora_to_peft(backbone, config, arrays)
+        meta, tensors = lora_to_peft(backbone, config, arrays)
     elif isinstance(config, IA3Config):
         meta, tensors = _ia3_to_peft(backbone, config, arrays)
     elif isinstance(config, PromptTuningConfig):
         meta, tensors = _prompt_to_peft(backbone, config, arrays)
+    elif config.method == "prefix_tuning":
+        raise ValueError(
+            "Prefix-tuning adapters are not written in PEFT's format: PEFT "
+            "feeds the prefix as past key/values, which shifts the positions "
+            "of the real tokens, so the same weights would compute something "
+            "else there. Save it in the tf_adapters format."
+        )
     else:
         raise ValueError(
             f"PEFT has no {type(config).__name__} adapters (bottleneck "
@@ -434,111 +362,8 @@ def write_peft_adapter(folder, backbone, config, arrays, base_model=None):
         json.dump(meta, f, indent=2, sort_keys=True)
 
 
-def _modules_of(backbone, arrays, suffix):
-    """`({module: [(HFModule, EinsumSpec, adapted?)]}, every module name)`:
-    the modules with an adapted part, and all of the model's; refuses
-    adapted layers that have no module."""
-    table = _module_table(backbone)
-    adapted = {k.removesuffix(suffix) for k in arrays if k.endswith(suffix)}
-    known = {m.path for parts in table.values() for m, _ in parts}
-    for layer in sorted(adapted - known):
-        raise ValueError(
-            f"Layer {layer!r} has no Hugging Face counterpart among the "
-            "projections PEFT adapts; it cannot be written in PEFT's format."
-        )
-    selected = {
-        module: [(m, spec, m.path in adapted) for m, spec in parts]
-        for module, parts in table.items()
-        if any(m.path in adapted for m, _ in parts)
-    }
-    return selected, set(table)
-
-
-def _target_names(every, modules):
-    """PEFT `target_modules`: short suffixes when they select exactly
-    `modules` among `every` module name, else the full names."""
-    short = {_short_name(name) for name in modules}
-    chosen = {n for n in every if any(n.endswith("." + s) for s in short)}
-    return sorted(short) if chosen == set(modules) else sorted(modules)
-
-
-def _short_name(module):
-    """`self_attn.q_proj` of `model.layers.3.self_attn.q_proj`."""
-    return re.sub(r"^.*?\.\d+\.", "", module)
-
-
-def _lora_to_peft(backbone, config, arrays):
-    modules, every = _modules_of(backbone, arrays, "/lora_a")
-    tensors, ranks, alphas = {}, {}, {}
-    for module, parts in sorted(modules.items()):
-        used = [(m, spec) for m, spec, on in parts if on]
-        scales = {
-            m.path: lora_scale(
-                config.alpha_for(m.path),
-                config.rank_for(m.path),
-                config.use_rslora,
-            )
-            for m, _ in used
-        }
-        a_parts = [from_keras_in(arrays[f"{m.path}/lora_a"]) for m, _ in used]
-        shared_a = all(np.array_equal(a, a_parts[0]) for a in a_parts)
-        if len(parts) == 1:
-            m = used[0][0]
-            rank, alpha = config.rank_for(m.path), config.alpha_for(m.path)
-            a = a_parts[0]
-            b = from_keras_out(arrays[f"{m.path}/lora_b"])
-        else:
-            # A fused module (GPT-2's c_attn): one A when the parts share it
-            # (as after reading a PEFT file), else the parts' A stacked into
-            # a block-structured pair of rank sum(r). Each part's scale is
-            # folded into its rows of B.
-            rank = (
-                a_parts[0].shape[0]
-                if shared_a
-                else sum(a.shape[0] for a in a_parts)
-            )
-            alpha = config.alpha
-            target = lora_scale(alpha, rank, config.use_rslora)
-            a = a_parts[0] if shared_a else np.concatenate(a_parts)
-            b = np.zeros((_out_rows(*parts[-1][:2])[1], rank), "float32")
-            column = 0
-            for m, spec, on in parts:
-                if not on:
-                    continue
-                start, stop = _out_rows(m, spec)
-                part = from_keras_out(arrays[f"{m.path}/lora_b"])
-                part = part * (scales[m.path] / target)
-                width = part.shape[1]
-                if shared_a:
-                    b[start:stop] = part
-                else:
-                    b[start:stop, column : column + width] = part
-                    column += width
-        tensors[f"{PREFIX}{module}.lora_A.weight"] = a
-        tensors[f"{PREFIX}{module}.lora_B.weight"] = b
-        ranks[module], alphas[module] = int(rank), float(alpha)
-    rank = collections.Counter(ranks.values()).most_common(1)[0][0]
-    meta = {
-        "peft_type": "LORA",
-        "r": rank,
-        "lora_alpha": config.alpha,
-        "lora_dropout": config.dropout,
-        "use_rslora": config.use_rslora,
-        "bias": "none",
-        "fan_in_fan_out": type(backbone).__name__ == "GPT2Backbone",
-        "target_modules": _target_names(every, modules),
-        "rank_pattern": {
-            re.escape(k): r for k, r in ranks.items() if r != rank
-        },
-        "alpha_pattern": {
-            re.escape(k): a for k, a in alphas.items() if a != config.alpha
-        },
-    }
-    return meta, tensors
-
-
 def _ia3_to_peft(backbone, config, arrays):
-    modules, every = _modules_of(backbone, arrays, "/ia3_scale")
+    modules, every = modules_of(backbone, arrays, "/ia3_scale")
     tensors, feedforward = {}, []
     for module, parts in sorted(modules.items()):
         inputs = {
@@ -560,14 +385,14 @@ def _ia3_to_peft(backbone, config, arrays):
             tensors[f"{PREFIX}{module}.ia3_l"] = vectors[0][None, :]
             feedforward.append(module)
             continue
-        vector = np.ones((_out_rows(*parts[-1][:2])[1],), "float32")
+        vector = np.ones((out_rows(*parts[-1][:2])[1],), "float32")
         for m, spec, on in parts:
             if on:
-                start, stop = _out_rows(m, spec)
+                start, stop = out_rows(m, spec)
                 vector[start:stop] = arrays[f"{m.path}/ia3_scale"].reshape(-1)
         tensors[f"{PREFIX}{module}.ia3_l"] = vector[:, None]
-    targets = _target_names(every, modules)
-    short_feedforward = _target_names(every, feedforward)
+    targets = target_names(every, modules)
+    short_feedforward = target_names(every, feedforward)
     if set(short_feedforward) <= set(targets):  # PEFT wants a subset
         feedforward = short_feedforward
     else:

@@ -6,8 +6,10 @@ The names and each config's fields and defaults are the one source the CLI
 
 Example:
 >>> from tf_adapters.methods import registry
->>> registry.adapter_method_names()
-('lora', 'houlsby', 'pfeiffer', 'parallel', 'ia3', 'prompt_tuning')
+>>> registry.adapter_method_names(variants=False)[-3:]
+('ia3', 'prompt_tuning', 'prefix_tuning')
+>>> registry.adapter_method_names()[:6]
+('lora', 'dora', 'rslora', 'pissa', 'olora', 'lora_all_linear')
 >>> cfg = registry.make_adapter_config("pfeiffer", {"bottleneck_size": 8})
 >>> (type(cfg).__name__, cfg.variant, cfg.bottleneck_size)
 ('BottleneckConfig', 'pfeiffer', 8)
@@ -21,6 +23,8 @@ from tf_adapters.methods.ia3.config import IA3Config
 from tf_adapters.methods.ia3.plan import plan_ia3
 from tf_adapters.methods.lora.config import LoraConfig
 from tf_adapters.methods.lora.plan import plan_lora
+from tf_adapters.methods.prefix_tuning.config import PrefixTuningConfig
+from tf_adapters.methods.prefix_tuning.plan import plan_prefix_tuning
 from tf_adapters.methods.prompt_tuning.config import PromptTuningConfig
 from tf_adapters.methods.prompt_tuning.plan import plan_prompt_tuning
 
@@ -28,21 +32,37 @@ from tf_adapters.methods.prompt_tuning.plan import plan_prompt_tuning
 METHODS = {}
 # A name a run asks for → (config class, the options that name fixes)
 SHORTCUTS = {}
+# Names of variants of a method (e.g. `dora`: LoRA with `use_dora=True`):
+# runs take them like any name; `compare` runs them when asked.
+VARIANTS = set()
 
 
-def register(config_cls, planner, shortcuts):
+def register(config_cls, planner, shortcuts, variants=None):
     """Registers a method; every name may be registered once only."""
     if config_cls.method in METHODS:
         raise ValueError(f"Method {config_cls.method!r} is registered twice.")
-    for name in shortcuts:
-        if name in SHORTCUTS:
+    names = {**shortcuts, **(variants or {})}
+    for name in names:
+        if name in SHORTCUTS or list(names).count(name) > 1:
             raise ValueError(f"Method name {name!r} is registered twice.")
     METHODS[config_cls.method] = (config_cls, planner)
-    for name, fixed in shortcuts.items():
+    for name, fixed in names.items():
         SHORTCUTS[name] = (config_cls, dict(fixed))
+    VARIANTS.update(variants or {})
 
 
-register(LoraConfig, plan_lora, {"lora": {}})
+register(
+    LoraConfig,
+    plan_lora,
+    {"lora": {}},
+    variants={
+        "dora": {"use_dora": True},
+        "rslora": {"use_rslora": True},
+        "pissa": {"init": "pissa"},
+        "olora": {"init": "olora"},
+        "lora_all_linear": {"target_layers": ["all-linear"]},
+    },
+)
 register(
     BottleneckConfig,
     plan_bottleneck,
@@ -50,6 +70,7 @@ register(
 )
 register(IA3Config, plan_ia3, {"ia3": {}})
 register(PromptTuningConfig, plan_prompt_tuning, {"prompt_tuning": {}})
+register(PrefixTuningConfig, plan_prefix_tuning, {"prefix_tuning": {}})
 
 
 # Adapter options that runs (`FinetuneConfig`, the CLI) also take as options
@@ -64,9 +85,10 @@ SHORTCUT_OPTIONS = (
 )
 
 
-def adapter_method_names():
-    """The adapter methods a run can ask for, by name."""
-    return tuple(SHORTCUTS)
+def adapter_method_names(variants=True):
+    """The adapter methods a run can ask for, by name (with `variants=False`,
+    without the variants of a method such as `dora`)."""
+    return tuple(n for n in SHORTCUTS if variants or n not in VARIANTS)
 
 
 def option_names(method):

@@ -3,6 +3,7 @@ the `tf-adapters` command runs (finetune, evaluate, compare, generate,
 export, convert, demo). The CLI depends on this package only."""
 
 from tf_adapters.core.validation import base_type
+from tf_adapters.pipeline.compare import COMPARE_METHODS
 from tf_adapters.pipeline.compare import DEFAULT_METHODS
 from tf_adapters.pipeline.compare import FULL_LEARNING_RATE
 from tf_adapters.pipeline.compare import run_compare
@@ -15,6 +16,7 @@ from tf_adapters.pipeline.finetune import run_finetune
 from tf_adapters.pipeline.generate import run_generate
 
 __all__ = [
+    "COMPARE_METHODS",
     "DEFAULT_METHODS",
     "FULL_LEARNING_RATE",
     "FinetuneConfig",

@@ -27,8 +27,14 @@ from tf_adapters.training.checkpointing import saved_fingerprint
 
 log = logging.getLogger("tf_adapters.compare")
 
-# Every registered adapter method, after the two baselines.
-DEFAULT_METHODS = ("linear_probe", "full", *registry.adapter_method_names())
+# Every registered adapter method, after the two baselines; variants such as
+# `dora` or `pissa` run when asked for (`COMPARE_METHODS`).
+DEFAULT_METHODS = (
+    "linear_probe",
+    "full",
+    *registry.adapter_method_names(variants=False),
+)
+COMPARE_METHODS = ("linear_probe", "full", *registry.adapter_method_names())
 
 
 # Full fine-tuning moves every weight: it needs a far smaller learning rate
@@ -43,7 +49,8 @@ def variants(
 
     With `config.l2sp > 0` the full and LoRA runs are repeated with the
     L2-SP penalty; with `shared` (default: `config.share_weights`) the
-    LoRA and Houlsby runs are repeated with weights shared across layers.
+    LoRA and Houlsby runs are repeated with weights shared across layers;
+    with `config.loraplus_lr_ratio` the LoRA run is repeated with LoRA+.
     """
     shared = config.share_weights if shared is None else shared
     runs = [
@@ -63,10 +70,13 @@ def variants(
             for m in ("lora", "houlsby")
             if m in methods
         ]
-    runs = [
-        (label, {"l2sp": 0.0, "share_weights": None, **overrides})
-        for label, overrides in runs
-    ]
+    if config.loraplus_lr_ratio is not None and "lora" in methods:
+        ratio = config.loraplus_lr_ratio
+        runs += [
+            ("lora+loraplus", {"method": "lora", "loraplus_lr_ratio": ratio})
+        ]
+    plain = {"l2sp": 0.0, "share_weights": None, "loraplus_lr_ratio": None}
+    runs = [(label, {**plain, **overrides}) for label, overrides in runs]
     for _, overrides in runs:
         if overrides["method"] == "full":
             overrides["learning_rate"] = full_learning_rate
@@ -85,8 +95,9 @@ def run_compare(
 
     Args:
         config: `FinetuneConfig`. Shared settings (model, data, task, steps,
-            batch, seed...). Its `l2sp` and `share_weights` add the
-            regularized and shared variants; its `method` is not used.
+            batch, seed...). Its `l2sp`, `share_weights` and
+            `loraplus_lr_ratio` add the regularized, shared and LoRA+
+            variants; its `method` is not used.
         methods: list of str. Methods to compare.
         output: str. Folder for each run and the tables.
         full_learning_rate: float. Learning rate of the full fine-tuning
@@ -98,10 +109,10 @@ def run_compare(
             the methods that have it (e.g. `rank` to LoRA,
             `bottleneck_size` to the bottlenecks), on top of `config`'s.
     """
-    unknown = [m for m in methods if m not in DEFAULT_METHODS]
+    unknown = [m for m in methods if m not in COMPARE_METHODS]
     if unknown or not methods:
         raise ValueError(
-            f"`methods` must be a non-empty list from {list(DEFAULT_METHODS)}."
+            f"`methods` must be a non-empty list from {list(COMPARE_METHODS)}."
             f" Received: {list(methods)}."
         )
     options = {**config.adapter_options(), **(adapter_options or {})}

@@ -86,6 +86,9 @@ class FinetuneConfig:
         steps: int. Training steps. Defaults to `48`.
         batch_size: int. Global batch size. Defaults to `16`.
         learning_rate: float. Adam learning rate. Defaults to `1e-3`.
+        loraplus_lr_ratio: float. LoRA+ (`tfa.loraplus_optimizer`): LoRA's
+            `B` matrices train with `learning_rate` times this (e.g. 16);
+            `method="lora"` only. Defaults to `None` (off).
         sequence_length: int. Tokens per example. Defaults to `80`.
         output: str. Folder for the adapter and `report.json`. Defaults to
             `"runs/finetune"`.
@@ -179,7 +182,7 @@ class FinetuneConfig:
         "Bottleneck adapter width (None: hidden size / reduction_factor).",
     )
     num_virtual_tokens: int | None = _option(
-        "num_virtual_tokens", "Prompt tuning: virtual tokens."
+        "num_virtual_tokens", "Prompt and prefix tuning: virtual tokens."
     )
     share_weights: bool | None = _option(
         "share_weights",
@@ -210,6 +213,13 @@ class FinetuneConfig:
     steps: int = _field(48, "Training steps.")
     batch_size: int = _field(16, "Batch size.")
     learning_rate: float = _field(1e-3, "Adam learning rate.")
+    loraplus_lr_ratio: float | None = _field(
+        None,
+        "LoRA+ (Hayou et al. 2024): LoRA's B matrices train with "
+        "--learning-rate times RATIO (e.g. 16), the A matrices with "
+        "--learning-rate; --method lora only. Unset: off (one rate).",
+        metavar="RATIO",
+    )
     sequence_length: int = _field(80, "Tokens per example (text is cut).")
     test_size: int = _field(400, "Held-out test examples.")
     validation_size: int = _field(0, "Validation examples (0: none).")
@@ -302,10 +312,28 @@ class FinetuneConfig:
         self.learning_rate = check_float(
             "learning_rate", self.learning_rate, 0, strict_min=True
         )
+        self._check_loraplus()
         if "{text}" not in self.template:
             raise ValueError(
                 "`template` must contain '{text}'. Received: "
                 f"template={self.template!r}."
+            )
+
+    def _check_loraplus(self):
+        if self.loraplus_lr_ratio is None:
+            return
+        self.loraplus_lr_ratio = check_float(
+            "loraplus_lr_ratio", self.loraplus_lr_ratio, 0, strict_min=True
+        )
+        lora = [
+            m for m in ADAPTERS if registry.SHORTCUTS[m][0].method == "lora"
+        ]
+        if self.method not in lora:
+            raise ValueError(
+                "`loraplus_lr_ratio` sets the learning rate of LoRA's B "
+                f"matrices; method={self.method!r} has none. Use one of "
+                f"{lora} or leave `loraplus_lr_ratio` unset. Received: "
+                f"loraplus_lr_ratio={self.loraplus_lr_ratio}."
             )
 
     def _check_adapter_options(self):

@@ -154,6 +154,7 @@ def make_report(run, total_seconds):
             getattr(config.adapter_config(), "share_weights", False)
         ),
         "l2sp": config.l2sp,
+        "loraplus_lr_ratio": config.loraplus_lr_ratio,
         "metric": run.task.metrics[0],
         "higher_is_better": run.task.higher_is_better,
         "labels": getattr(run.task, "labels", None),

@@ -32,6 +32,7 @@ from tf_adapters.training.checkpointing import checkpoint_interval
 from tf_adapters.training.checkpointing import load_train_state
 from tf_adapters.training.checkpointing import plan_epochs
 from tf_adapters.training.l2sp import apply_l2sp
+from tf_adapters.training.loraplus import loraplus_optimizer
 
 log = logging.getLogger("tf_adapters.finetune")
 
@@ -156,9 +157,13 @@ def adapt(run):
 def compile_for_training(run, resume_from):
     """Optimizer, loss and metrics; restores an interrupted run's state."""
     config = run.config
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    if config.loraplus_lr_ratio is not None:
+        optimizer = loraplus_optimizer(optimizer, config.loraplus_lr_ratio)
+        log.info("LoRA+: B at %g × the learning rate", config.loraplus_lr_ratio)
     # Compile after choosing what trains, so training sees it.
     run.trainer.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=optimizer,
         loss=run.task.loss(),
         weighted_metrics=run.task.compile_metrics(),
         jit_compile=config.jit_compile,

@@ -107,7 +107,8 @@ class IA3Layer(AdapterLayer):
 
 
 def _gated(plain, scaled, gate):
-    """`scaled` where the gate is 1, `plain` where it is 0."""
+    """`scaled` where the gate is 1, `plain` where it is 0, and the linear
+    interpolation for a weight in between."""
     if gate is None:
         return scaled
     return plain + apply_gate(gate, scaled - plain)

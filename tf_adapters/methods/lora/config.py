@@ -8,6 +8,8 @@ from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
 from tf_adapters.core.validation import check_pattern_map
 from tf_adapters.core.validation import check_patterns
+from tf_adapters.methods.lora.init import RESIDUAL_INITS
+from tf_adapters.methods.lora.init import check_init
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -15,7 +17,10 @@ class LoraConfig(AdapterConfig):
     """Low-rank adaptation (Hu et al., 2021) of `Dense`/`EinsumDense` layers.
 
     Each targeted projection `y = x·W` becomes `y = x·W + (alpha/rank)·x·A·B`
-    with `A` random and `B` zero, so a fresh adapter is the identity.
+    with `A` random and `B` zero, so a fresh adapter is the identity. The
+    variants PEFT users know are options: DoRA (`use_dora`), rsLoRA
+    (`use_rslora`), PiSSA / OLoRA starts (`init`), every linear layer
+    (`target_layers="all-linear"`) and per-layer ranks (`rank_pattern`).
 
     Args:
         rank: int. Rank of the update. Defaults to `8`.
@@ -25,10 +30,12 @@ class LoraConfig(AdapterConfig):
             measured with).
         dropout: float. Dropout on the branch input during training.
             Defaults to `0.0`.
-        target_layers: list of str. Layer names (path suffixes) or regular
-            expressions (full match over paths such as
-            `transformer_layer_0/self_attention/query`). Defaults to `None`:
-            the model family's default (query and value projections).
+        target_layers: list of str, or `"all-linear"`. Layer names (path
+            suffixes) or regular expressions (full match over paths such as
+            `transformer_layer_0/self_attention/query`); `"all-linear"` (as
+            in PEFT) is every `Dense` / `EinsumDense` of the decoder blocks,
+            not the output head. Defaults to `None`: the model family's
+            default (query and value projections).
         exclude: list of str. Patterns to leave out. Defaults to `None`.
         share_weights: bool. One `A`, `B` pair per projection role (e.g.
             every layer's query projection) shared by all transformer
@@ -44,6 +51,19 @@ class LoraConfig(AdapterConfig):
             Defaults to `None`.
         alpha_pattern: dict of str to float. Per-layer `alpha`, matched like
             `rank_pattern`. Defaults to `None`.
+        use_dora: bool. Weight-decomposed LoRA (DoRA, Liu et al. 2024): a
+            learned magnitude per output feature times the direction of the
+            LoRA-updated kernel. Still the identity at the start, and it
+            merges exactly. Defaults to `False`.
+        init: str. How `A` and `B` start: `"default"` (`A` He-uniform, `B`
+            zero), `"gaussian"` (`A` normal with standard deviation
+            `1 / rank`, `B` zero), `"pissa"` (the kernel's top `rank`
+            singular directions, Meng et al. 2024) or `"olora"` (its first
+            `rank` QR columns, Büyükakyüz 2024). PiSSA and OLoRA start the
+            adapter from the base layer's own parameters (the second
+            reading of the article's parameter sharing) and subtract that
+            starting product, so they too begin as the identity.
+            Defaults to `"default"`.
         trainable_layers: see `AdapterConfig`.
 
     Example:
@@ -53,6 +73,10 @@ class LoraConfig(AdapterConfig):
     2.0
     >>> tfa.LoraConfig.from_json(cfg.to_json()) == cfg
     True
+    >>> dora = tfa.LoraConfig(rank=8, use_dora=True, init="pissa",
+    ...                       target_layers="all-linear")
+    >>> dora.target_layers
+    ['all-linear']
     """
 
     method = "lora"
@@ -66,6 +90,8 @@ class LoraConfig(AdapterConfig):
     use_rslora: bool = False
     rank_pattern: dict | None = None
     alpha_pattern: dict | None = None
+    use_dora: bool = False
+    init: str = "default"
 
     def validate(self):
         check_int("rank", self.rank, minimum=1)
@@ -79,6 +105,14 @@ class LoraConfig(AdapterConfig):
         self.exclude = check_patterns("exclude", self.exclude)
         check_bool("share_weights", self.share_weights)
         check_bool("use_rslora", self.use_rslora)
+        check_bool("use_dora", self.use_dora)
+        check_init(self.init)
+        if self.share_weights and self.init in RESIDUAL_INITS:
+            raise ValueError(
+                f"`init={self.init!r}` starts each layer from its own kernel, "
+                "so it cannot share weights across layers; set "
+                "share_weights=False or init='default'."
+            )
         self.rank_pattern = check_pattern_map(
             "rank_pattern",
             self.rank_pattern,

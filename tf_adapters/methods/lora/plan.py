@@ -25,6 +25,8 @@ def plan_lora(backbone, config, name):
             dropout=config.dropout,
             shared=owner,
             use_rslora=config.use_rslora,
+            use_dora=config.use_dora,
+            init=config.init,
         )
         owners.setdefault(role_of(slot.path), layer)
         layer.build()
