@@ -184,3 +184,11 @@ def test_gaussian_init_draws_a_with_std_one_over_rank():
     layer.build((None, 512))
     assert abs(np.std(layer.lora_a.numpy()) - 0.25) < 0.01
     assert not np.any(layer.lora_b.numpy())
+
+
+def test_dora_on_an_embedding_is_refused_naming_the_layer():
+    backbone = tiny_models.backbone()
+    config = tfa.LoraConfig(use_dora=True, target_layers=["token_embedding"])
+    with pytest.raises(ValueError, match="'token_embedding' matches no Dense"):
+        tfa.add_adapter(backbone, config)
+    assert tfa.list_adapters(backbone) == []
