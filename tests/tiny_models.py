@@ -66,6 +66,21 @@ BACKBONES = {
 }
 
 
+def gemma_sliding():
+    """A tiny Gemma 2-style backbone: every other layer attends through a
+    sliding window (not in `BACKBONES`: prefix tuning refuses it)."""
+    return keras_hub.models.GemmaBackbone(
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=8,
+        intermediate_dim=16,
+        head_dim=4,
+        use_sliding_window_attention=True,
+    )
+
+
 def backbone(family="gpt2", seed=0):
     keras.utils.set_random_seed(seed)
     return BACKBONES[family]()

@@ -3,7 +3,6 @@ family's attention still calls `_compute_attention` with keys and values
 `(batch, source, heads, head_dim)` and a mask `(batch, target, source)`
 after its KV cache. An upgrade that changes this fails here first."""
 
-import keras_hub
 import numpy as np
 import pytest
 import tiny_models
@@ -66,15 +65,6 @@ def test_hooks_are_counted_and_serialize_as_keras_hub_classes():
 
 
 def test_sliding_windows_inside_the_attention_are_detected():
-    backbone = keras_hub.models.GemmaBackbone(
-        vocabulary_size=64,
-        num_layers=2,
-        num_query_heads=2,
-        num_key_value_heads=1,
-        hidden_dim=8,
-        intermediate_dim=16,
-        head_dim=4,
-        use_sliding_window_attention=True,
-    )
+    backbone = tiny_models.gemma_sliding()
     windowed = [hook.windowed_inside(a) for a in _attention_layers(backbone)]
     assert windowed == [True, False]

@@ -323,16 +323,7 @@ def test_config_round_trip_and_registry():
             r"not support GPTNeoXBackbone.*Supported families: \['GPT2",
         ),
         (
-            lambda: keras_hub.models.GemmaBackbone(
-                vocabulary_size=64,
-                num_layers=2,
-                num_query_heads=2,
-                num_key_value_heads=1,
-                hidden_dim=8,
-                intermediate_dim=16,
-                head_dim=4,
-                use_sliding_window_attention=True,
-            ),
+            tiny_models.gemma_sliding,
             "GemmaBackbone with sliding-window attention",
         ),
     ],

@@ -123,6 +123,16 @@ class EinsumSpec:
         return f"{self.output},{self.kernel_out}->{self.output}"
 
     @property
+    def scale_kernel_equation(self):
+        """Scale each output feature's column of the kernel (DoRA's merge)."""
+        return f"{self.kernel},{self.kernel_out}->{self.kernel}"
+
+    @property
+    def kernel_norm_equation(self):
+        """Sum a kernel-shaped tensor over its input features."""
+        return f"{self.kernel}->{self.kernel_out}"
+
+    @property
     def output_dim(self):
         """Size of the output's last axis, which must come from the kernel."""
         last = self.output[-1]

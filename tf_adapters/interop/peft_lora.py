@@ -18,6 +18,7 @@ import re
 import numpy as np
 
 from tf_adapters.interop.peft_modules import PREFIX
+from tf_adapters.interop.peft_modules import base_kernels
 from tf_adapters.interop.peft_modules import check_in
 from tf_adapters.interop.peft_modules import check_out
 from tf_adapters.interop.peft_modules import module_weight
@@ -68,6 +69,7 @@ def read_lora(path, meta, modules, targets, backbone):
     rslora = bool(meta.get("use_rslora", False))
     dora = bool(meta.get("use_dora", False))
     init = residual_init(path, meta)
+    kernels = base_kernels(backbone) if init is not None else None
     arrays, ranks, alphas = {}, {}, {}
     for module, parts in sorted(modules.items()):
         a, b = parts[A], parts[B]
@@ -91,7 +93,7 @@ def read_lora(path, meta, modules, targets, backbone):
         if init is not None:
             a0, b0 = residual_factors(
                 init,
-                module_weight(backbone, targets[module]),
+                module_weight(kernels, targets[module]),
                 rank,
                 lora_scale(alpha, rank, rslora),
             )
@@ -178,6 +180,7 @@ def as_plain_lora(config, arrays):
 def lora_to_peft(backbone, config, arrays):
     config, arrays = as_plain_lora(config, arrays)
     modules, every = modules_of(backbone, arrays, "/lora_a")
+    kernels = base_kernels(backbone) if config.use_dora else None
     tensors, ranks, alphas = {}, {}, {}
     for module, parts in sorted(modules.items()):
         used = [(m, spec) for m, spec, on in parts if on]
@@ -227,7 +230,7 @@ def lora_to_peft(backbone, config, arrays):
         tensors[f"{PREFIX}{module}{B}"] = b
         if config.use_dora:
             tensors[f"{PREFIX}{module}{MAGNITUDE}"] = _module_magnitude(
-                backbone, parts, arrays
+                kernels, parts, arrays
             )
         ranks[module], alphas[module] = int(rank), float(alpha)
     rank = collections.Counter(ranks.values()).most_common(1)[0][0]
@@ -251,10 +254,10 @@ def lora_to_peft(backbone, config, arrays):
     return meta, tensors
 
 
-def _module_magnitude(backbone, parts, arrays):
+def _module_magnitude(kernels, parts, arrays):
     """A fused module's DoRA magnitude: each adapted part's own, and the
     base rows' norms (a factor of one) for parts without an adapter."""
-    weight = module_weight(backbone, [(m, spec) for m, spec, _ in parts])
+    weight = module_weight(kernels, [(m, spec) for m, spec, _ in parts])
     magnitude = np.linalg.norm(weight, axis=1).astype("float32")
     for m, spec, on in parts:
         if on:

@@ -7,6 +7,7 @@ import re
 import numpy as np
 from keras import ops
 
+from tf_adapters.core.layer_paths import PROJECTIONS
 from tf_adapters.core.layer_paths import iter_slots
 from tf_adapters.methods.lora.init import kernel_matrix
 from tf_adapters.models.hf_names import hf_modules
@@ -88,15 +89,20 @@ def short_name(module):
     return re.sub(r"^.*?\.\d+\.", "", module)
 
 
-def module_weight(backbone, parts):
-    """The base weight of a Hugging Face module, `(out, in)` as PEFT sees
-    it, from the keras-hub kernels of its `parts` (`[(HFModule, spec)]`;
-    a fused module's parts give its rows in order)."""
-    kernels = {
+def base_kernels(backbone):
+    """`{layer path: base kernel}` of every adaptable slot, built once for
+    the `module_weight` calls of one read or write."""
+    return {
         slot.path: slot.base.kernel
         for slot in iter_slots(backbone)
-        if slot.path in {m.path for m, _ in parts}
+        if isinstance(slot.base, PROJECTIONS)
     }
+
+
+def module_weight(kernels, parts):
+    """The base weight of a Hugging Face module, `(out, in)` as PEFT sees
+    it, from the keras-hub kernels (`base_kernels`) of its `parts`
+    (`[(HFModule, spec)]`; a fused module's parts give its rows in order)."""
     rows = [
         kernel_matrix(ops.convert_to_numpy(kernels[m.path]), spec).T
         for m, spec in parts

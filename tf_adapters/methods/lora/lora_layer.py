@@ -239,11 +239,8 @@ class LoraLayer(AdapterLayer):
         """`‖W + ΔW‖` over the input features, per output feature."""
         if kernel is None:
             kernel = ops.cast(self.projection.kernel, "float32")
-        spec = self.spec
         squares = ops.square(kernel + self.delta())
-        return ops.sqrt(
-            ops.einsum(f"{spec.kernel}->{spec.kernel_out}", squares)
-        )
+        return ops.sqrt(ops.einsum(self.spec.kernel_norm_equation, squares))
 
     def _scale_outputs(self, outputs, factor):
         factor = ops.cast(factor, outputs.dtype)
@@ -292,11 +289,7 @@ class LoraLayer(AdapterLayer):
             norm = self._kernel_norm(ops.cast(kernel, "float32"))
             self.dora_merged_norm.assign(norm)
             factor = self.lora_magnitude / norm
-            merged = ops.einsum(
-                f"{self.spec.kernel},{self.spec.kernel_out}->{self.spec.kernel}",
-                weight,
-                factor,
-            )
+            merged = ops.einsum(self.spec.scale_kernel_equation, weight, factor)
             kernel.assign(ops.cast(merged, kernel.dtype))
         self.merged = True
 
@@ -307,7 +300,7 @@ class LoraLayer(AdapterLayer):
         else:
             factor = self.dora_merged_norm / self.lora_magnitude
             weight = ops.einsum(
-                f"{self.spec.kernel},{self.spec.kernel_out}->{self.spec.kernel}",
+                self.spec.scale_kernel_equation,
                 ops.cast(kernel, "float32"),
                 factor,
             )
