@@ -10,6 +10,12 @@ The public API, in the order of the article's pipeline:
 - Adapters on a model: `add_adapter`, `set_active_adapter`,
   `active_adapter`, `list_adapters`, `disable_adapters`,
   `enable_adapters`, `delete_adapter`, `trainable_summary`.
+- Layer interaction (several adapters at once): `Stack`, `Parallel`
+  (`set_active_adapter(model, tfa.Stack("lang", "task"))`), and
+  AdapterFusion: `add_fusion`, `FusionConfig`, `fusion_weights`.
+- Dynamic adjustment: `AdaLoraConfig` (AdaLoRA: LoRA in SVD form whose
+  rank budget moves to the layers that matter) and `AdaLoraCallback`, the
+  Keras callback that allocates it during `fit`.
 - Task models that `compile` / `fit` / `evaluate` train:
   `LabelWordClassifier`, `LastTokenClassifier`, `LanguageModel`; and
   `loraplus_optimizer` (LoRA+: LoRA's `B` at a higher learning rate).
@@ -38,6 +44,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from tf_adapters.checkpoint import load_adapter  # noqa: E402
 from tf_adapters.checkpoint import save_adapter  # noqa: E402
+from tf_adapters.core.composition import Parallel  # noqa: E402
+from tf_adapters.core.composition import Stack  # noqa: E402
 from tf_adapters.export.saved_model import export_saved_model  # noqa: E402
 from tf_adapters.injection.adapted_model import register_keras_hub_classes  # noqa: E402
 from tf_adapters.injection.api import active_adapter  # noqa: E402
@@ -48,12 +56,17 @@ from tf_adapters.injection.api import enable_adapters  # noqa: E402
 from tf_adapters.injection.api import list_adapters  # noqa: E402
 from tf_adapters.injection.api import set_active_adapter  # noqa: E402
 from tf_adapters.injection.fold import fold_prefix  # noqa: E402
+from tf_adapters.injection.fusion import add_fusion  # noqa: E402
+from tf_adapters.injection.fusion import fusion_weights  # noqa: E402
 from tf_adapters.injection.unload import merge_adapter  # noqa: E402
 from tf_adapters.injection.unload import merge_and_unload  # noqa: E402
 from tf_adapters.injection.unload import unmerge_adapter  # noqa: E402
 from tf_adapters.injection.weighted import add_weighted_adapter  # noqa: E402
 from tf_adapters.interop.hf_export import export_hf  # noqa: E402
+from tf_adapters.methods.adalora import AdaLoraCallback  # noqa: E402
+from tf_adapters.methods.adalora import AdaLoraConfig  # noqa: E402
 from tf_adapters.methods.bottleneck import BottleneckConfig  # noqa: E402
+from tf_adapters.methods.fusion import FusionConfig  # noqa: E402
 from tf_adapters.methods.ia3 import IA3Config  # noqa: E402
 from tf_adapters.methods.lora import LoraConfig  # noqa: E402
 from tf_adapters.methods.prefix_tuning import PrefixTuningConfig  # noqa: E402
@@ -75,17 +88,23 @@ register_keras_hub_classes()
 register_keras_optimizers()
 
 __all__ = [
+    "AdaLoraCallback",
+    "AdaLoraConfig",
     "BottleneckConfig",
     "FinetuneConfig",
+    "FusionConfig",
     "IA3Config",
     "LabelWordClassifier",
     "LanguageModel",
     "LastTokenClassifier",
     "LoraConfig",
+    "Parallel",
     "PrefixTuningConfig",
     "PromptTuningConfig",
+    "Stack",
     "active_adapter",
     "add_adapter",
+    "add_fusion",
     "add_weighted_adapter",
     "delete_adapter",
     "disable_adapters",
@@ -93,6 +112,7 @@ __all__ = [
     "export_hf",
     "export_saved_model",
     "fold_prefix",
+    "fusion_weights",
     "list_adapters",
     "load_adapter",
     "load_base",

@@ -13,19 +13,20 @@ import numpy as np
 
 from tf_adapters.compat.class_swap import base_class_of
 from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.core.state import get_state
 from tf_adapters.core.validation import check_weight_arrays
 from tf_adapters.injection.api import attach_planned
 from tf_adapters.injection.lifecycle import adapter_config
 from tf_adapters.injection.lifecycle import adapter_variables
 from tf_adapters.injection.lifecycle import split_model
 from tf_adapters.injection.lifecycle import trainable_layer_variables
-from tf_adapters.injection.state import get_state
 from tf_adapters.interop.keras_lora import is_keras_lora_file
 from tf_adapters.interop.keras_lora import read_keras_lora
 from tf_adapters.interop.peft_format import CONFIG_FILE as PEFT_CONFIG_FILE
 from tf_adapters.interop.peft_format import is_peft_folder
 from tf_adapters.interop.peft_format import read_peft_adapter
 from tf_adapters.interop.peft_format import write_peft_adapter
+from tf_adapters.methods.adalora.truncate import keep_unmasked
 from tf_adapters.methods.registry import config_from_dict
 from tf_adapters.methods.registry import planner_for
 
@@ -98,6 +99,8 @@ def save_adapter(
     config = adapter_config(model, name)
     variables = _checkpoint_variables(backbone, task, name, config)
     arrays = {key: np.asarray(var.numpy()) for key, var in variables.items()}
+    # AdaLoRA: only the triplets its masks keep.
+    config, arrays = keep_unmasked(backbone, name, config, arrays)
     if format == "peft":
         with atomic_directory(
             path, overwrite=overwrite, marker=PEFT_CONFIG_FILE

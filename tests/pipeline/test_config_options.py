@@ -16,10 +16,11 @@ from tf_adapters.pipeline.config import FinetuneConfig
 
 def test_the_registry_drives_the_method_choices():
     adapters = registry.adapter_method_names()
-    assert METHODS == adapters + ("full", "linear_probe")
+    assert METHODS == adapters + ("fusion", "full", "linear_probe")
     variants = set(registry.VARIANTS)
     assert variants == {"dora", "rslora", "pissa", "olora", "lora_all_linear"}
-    assert set(DEFAULT_METHODS) == set(METHODS) - variants
+    # A fusion needs trained adapters: `compare --fuse` adds its row.
+    assert set(DEFAULT_METHODS) == set(METHODS) - variants - {"fusion"}
     finetune = build_parser()._subparsers._group_actions[0].choices["finetune"]
     method = next(a for a in finetune._actions if a.dest == "method")
     assert tuple(method.choices) == METHODS
@@ -51,6 +52,15 @@ NON_DEFAULT = {
     "use_dora": True,
     "projection": 64,
     "init_std": 0.5,
+    "init_rank": 16,
+    "target_rank": 4,
+    "tinit": 5,
+    "tfinal": 5,
+    "delta_t": 2,
+    "beta1": 0.9,
+    "beta2": 0.9,
+    "orth_reg_weight": 0.1,
+    "total_step": 100,
     # A name two methods share, with a value per method.
     ("lora", "init"): "pissa",
 }
@@ -157,3 +167,36 @@ def test_cli_rejects_a_bad_adapter_flag(capsys):
     assert "expected KEY=VALUE" in capsys.readouterr().err
     assert main(["finetune", "--adapter-option", "rnak=4"]) == 2
     assert "unknown option(s) ['rnak']" in capsys.readouterr().err
+
+
+def test_compare_adds_a_fusion_row_of_trained_adapters(tmp_path, monkeypatch):
+    from tf_adapters.pipeline import compare
+
+    seen = {}
+    monkeypatch.setattr(
+        compare, "_run_child", lambda c, d, label: seen.__setitem__(label, c)
+    )
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    fuse = [str(tmp_path / "a"), str(tmp_path / "b")]
+    argv = ["compare", "--compare-output", str(tmp_path / "out"), "--rank"]
+    argv += ["4", "--methods", "lora", "--fuse", *fuse]
+    with pytest.raises(RuntimeError, match="Every run failed"):  # faked runs
+        main(argv)
+    assert sorted(seen) == ["fusion", "lora"]
+    assert (seen["fusion"].method, seen["fusion"].fuse) == ("fusion", fuse)
+    assert seen["fusion"].adapter is None and seen["lora"].fuse is None
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"method": "fusion"}, "needs --fuse ADAPTER_DIR"),
+        ({"method": "fusion", "fuse": ["nowhere"]}, "'nowhere' is not a"),
+        ({"method": "lora", "fuse": ["."]}, "needs --method fusion"),
+        ({"method": "fusion", "fuse": ["."], "rank": 4}, "leave adapter"),
+    ],
+)
+def test_fusion_runs_check_their_options(options, match):
+    with pytest.raises(ValueError, match=match):
+        FinetuneConfig(**options)

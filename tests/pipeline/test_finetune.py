@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 import tiny_models
 
+import tf_adapters as tfa
 from tf_adapters.pipeline.config import FinetuneConfig
 from tf_adapters.pipeline.finetune import run_finetune
 
@@ -42,8 +43,7 @@ def _config(tmp_path, preset, data, **kw):
         jit_compile=False,
         output=str(tmp_path / "run"),
         export_dir=str(tmp_path / "saved_models"),
-        export_name="tiny",
-        **kw,
+        **{"export_name": "tiny", **kw},
     )
 
 
@@ -150,3 +150,43 @@ def test_finetune_starts_from_a_peft_adapter(tmp_path, tiny_preset, data_file):
         )
     with pytest.raises(ValueError, match="brings its own adapter options"):
         _config(tmp_path, tiny_preset, data_file, init_adapter=start, rank=4)
+
+
+def test_a_fusion_run_mixes_two_trained_adapters(
+    tmp_path, tiny_preset, data_file
+):
+    for name in ("air", "plane"):
+        run_finetune(
+            _config(
+                tmp_path / name,
+                tiny_preset,
+                data_file,
+                method="pfeiffer",
+                export=False,
+                evaluate_base=False,
+                export_name=name,
+            )
+        )
+    fuse = [str(tmp_path / n / "run" / "adapter") for n in ("air", "plane")]
+    config = _config(
+        tmp_path, tiny_preset, data_file, method="fusion", fuse=fuse
+    )
+    report = run_finetune(config)
+    assert report["fused"] == {"air": fuse[0], "plane": fuse[1]}
+    for name in ("air", "plane"):
+        assert os.path.isdir(tmp_path / "run" / "fused" / name)
+    # Only the fusion trained: each fused layer's query, key and value.
+    model = tfa.load_base(tiny_preset)
+    for name in ("air", "plane"):
+        tfa.load_adapter(model, str(tmp_path / "run" / "fused" / name))
+    tfa.load_adapter(model, str(tmp_path / "run" / "adapter"))
+    assert tfa.active_adapter(model) == "tiny"
+    assert report["trainable_params"] == sum(
+        int(np.prod(v.shape)) for v in model.trainable_weights
+    )
+    loaded = tf.saved_model.load(report["saved_model"])
+    out = loaded.signatures["classify"](
+        token_ids=tf.ones((2, 5), tf.int32),
+        padding_mask=tf.ones((2, 5), tf.int32),
+    )
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1, 1e-5)

@@ -135,7 +135,8 @@ def _add_compare(sub):
         "data, seed, steps and batch. --l2sp λ adds L2-SP runs of full "
         "fine-tuning and LoRA; --share-weights adds shared-weight runs of "
         "the LoRA and bottleneck adapters; --loraplus-lr-ratio adds a LoRA+ "
-        "run of LoRA.",
+        "run of LoRA; --fuse DIR DIR... adds an AdapterFusion of those "
+        "trained adapters.",
     )
     compare.add_argument(
         "--methods",
@@ -309,6 +310,7 @@ def main(argv=None):
             full_lr = args.pop("full_learning_rate")
             reuse = args.pop("reuse")
             options, source = _options(args)
+            fuse = options.pop("fuse", None)
             config, adapter_options = FinetuneConfig.split_options(options)
             run_compare(
                 FinetuneConfig.from_dict(config, source),
@@ -317,6 +319,7 @@ def main(argv=None):
                 full_lr,
                 reuse,
                 adapter_options,
+                fuse,
             )
             return 0
         if command == "generate":

@@ -3,8 +3,13 @@
 import keras
 
 from tf_adapters.compat.layers import direct_sublayers
+from tf_adapters.compat.layers import get_untracked
 from tf_adapters.compat.layers import own_variables
 from tf_adapters.core import routing
+
+# The attribute holding a slot's composer (`injection.compose`), set on the
+# outermost wrapper of a slot while several adapters are active at once.
+COMPOSER = "tfa_composer"
 
 
 def adapter_dtype_policy(base_layer):
@@ -35,6 +40,11 @@ class AdapterLayer(keras.layers.Layer):
     # Keys of `adapter_variables()` that stay frozen while the adapter
     # trains (e.g. PiSSA's starting pair, which is subtracted, not learned).
     frozen_keys = ()
+    # Whether it only passes its input on to another adapter layer (a tap),
+    # adding no update of its own.
+    passes_through = False
+    # Whether it mixes other adapters' updates (a fusion).
+    is_fusion = False
 
     def __init__(
         self, base_layer, adapter_name, hoisted_activation=None, **kwargs
@@ -125,6 +135,12 @@ class AdapterLayer(keras.layers.Layer):
         return found
 
     def call(self, inputs, training=None):
+        composer = get_untracked(self, COMPOSER)
+        if composer is not None and not routing.routing_active():
+            # Several adapters at once on this slot (`Stack`, `Parallel`,
+            # a fusion): the composer calls the projection and each one's
+            # `update_output` itself.
+            return composer(inputs, training=training)
         gate = None
         if routing.routing_active() and not self.merged:
             gate = routing.gate(self.adapter_name)
@@ -144,6 +160,13 @@ class AdapterLayer(keras.layers.Layer):
         `(batch,)`: 0/1 when each example picks one adapter, any weight when
         examples mix adapters) is set when adapters are routed per example:
         scale the update with `routing.apply_gate(gate, update)`."""
+        outputs = self.base_layer(inputs, training=training)
+        return self.update_output(inputs, outputs, training=training, gate=gate)
+
+    def update_output(self, inputs, outputs, training=None, gate=None):
+        """This adapter applied to `outputs`, the output of the layer under
+        it for `inputs` (the plain projection's, or what the adapters before
+        it in a `Stack` left)."""
         raise NotImplementedError
 
     def compute_output_shape(self, input_shape):

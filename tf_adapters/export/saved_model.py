@@ -19,10 +19,10 @@ import tensorflow as tf
 from tf_adapters.compat.export import new_export_archive
 from tf_adapters.core.routing import route_by_example
 from tf_adapters.core.routing import route_by_weights
+from tf_adapters.core.state import get_state
 from tf_adapters.generation.causal_lm_endpoints import SPECS
 from tf_adapters.generation.causal_lm_endpoints import TEXT_ENDPOINTS
 from tf_adapters.generation.causal_lm_endpoints import causal_lm_endpoints
-from tf_adapters.injection.state import get_state
 
 
 def next_version(model_dir):

@@ -13,8 +13,8 @@ from keras import ops
 from tf_adapters.compat.class_swap import mixed_class
 from tf_adapters.compat.class_swap import swap_in
 from tf_adapters.compat.class_swap import swap_out
+from tf_adapters.core.state import get_state
 from tf_adapters.injection.lifecycle import restore_adapters
-from tf_adapters.injection.state import get_state
 from tf_adapters.methods.prompt_tuning.prompt_embedding import PROMPT_ATTR
 
 

@@ -1,14 +1,19 @@
 """Adding, switching and deleting named adapters on a keras-hub model."""
 
+import dataclasses
+
+from tf_adapters.core.composition import Composition
+from tf_adapters.core.composition import check_composable
 from tf_adapters.core.config import AdapterConfig
+from tf_adapters.core.state import get_state
+from tf_adapters.core.state import require_state
 from tf_adapters.core.validation import check_adapter_name
 from tf_adapters.injection.adapted_model import adapt_classes
+from tf_adapters.injection.compose import plan_composers
 from tf_adapters.injection.lifecycle import install
 from tf_adapters.injection.lifecycle import refresh
 from tf_adapters.injection.lifecycle import remove_adapter_layers
 from tf_adapters.injection.lifecycle import split_model
-from tf_adapters.injection.state import get_state
-from tf_adapters.injection.state import require_state
 from tf_adapters.methods.registry import planner_for
 
 
@@ -69,13 +74,19 @@ def attach_planned(backbone, task, plan, activate=True):
     adapt_classes(backbone, task)
     install(backbone, plan)
     state = get_state(backbone)
-    if activate or state.active is None:
+    if activate or (state.active is None and state.composition is None):
         state.active = plan.name
+        state.composition = state.trainable = None
     refresh(backbone, task)
 
 
-def set_active_adapter(model, name):
+def set_active_adapter(model, name, trainable=None):
     """Makes `name` the adapter used in calls and training.
+
+    `name` may also be a composition of several adapters: `tfa.Stack(...)`
+    (one after the other on every layer) or `tfa.Parallel(...)` (updates
+    summed, optionally weighted). A fusion (`add_fusion`) is activated by
+    its name: its adapters run frozen and only the fusion trains.
 
     Also turns adapters back on after `disable_adapters`. Switching is
     refused while an adapter is merged (`unmerge_adapter` it first).
@@ -83,7 +94,11 @@ def set_active_adapter(model, name):
     Args:
         model: `keras_hub.models.CausalLM` or `keras_hub.models.Backbone`.
             A model adapted with `add_adapter` or `load_adapter`.
-        name: str. One of `list_adapters(model)`.
+        name: str or `tfa.Stack` / `tfa.Parallel`. One of
+            `list_adapters(model)`, or a composition of them.
+        trainable: list of str, or `None`. With a composition, the adapters
+            that train (e.g. the task adapter of a `Stack("lang", "task")`).
+            Defaults to `None`: all of them.
 
     Returns:
         `None`; the model changes in place.
@@ -101,12 +116,58 @@ def set_active_adapter(model, name):
     """
     backbone, task = split_model(model)
     state = require_state(backbone)
+    if isinstance(name, Composition):
+        _set_composition(backbone, state, name, trainable)
+        refresh(backbone, task)
+        return
+    if not isinstance(name, str):
+        raise TypeError(
+            "`name` must be an adapter name or a `tfa.Stack` / "
+            f"`tfa.Parallel` of them. Received: {name!r}."
+        )
+    if trainable is not None:
+        raise ValueError(
+            "`trainable` applies to compositions only; a single active "
+            f"adapter always trains. Received: trainable={trainable!r}."
+        )
     state.check_known(name)
-    if name != state.active:
+    if name != state.active or state.composition is not None:
         state.check_nothing_merged("switch adapters")
     state.active = name
+    state.composition = state.trainable = None
     state.enabled = True
     refresh(backbone, task)
+
+
+def _set_composition(backbone, state, composition, trainable):
+    """Validates a composition against the model, then makes it active;
+    on any error the model is unchanged."""
+    check_composable(state, composition.adapters, repr(composition))
+    if trainable is not None:
+        if isinstance(trainable, str) or not all(
+            isinstance(t, str) for t in trainable
+        ):
+            raise TypeError(
+                "`trainable` must be a list of adapter names. Received: "
+                f"{trainable!r}."
+            )
+        extra = [t for t in trainable if t not in composition.adapters]
+        if extra:
+            raise ValueError(
+                f"`trainable` names {extra}, which are not in {composition!r}."
+            )
+        trainable = tuple(trainable)
+    state.check_nothing_merged("activate a composition")
+    trial = dataclasses.replace(
+        state,
+        active=None,
+        composition=composition,
+        trainable=trainable,
+        enabled=True,
+    )
+    plan_composers(backbone, trial)  # raises before anything changes
+    state.active, state.composition = None, composition
+    state.trainable, state.enabled = trainable, True
 
 
 def disable_adapters(model):
@@ -199,10 +260,22 @@ def delete_adapter(model, name):
             f"Adapter {name!r} is merged into the base weights; "
             "`unmerge_adapter` it before deleting it."
         )
+    users = [
+        f
+        for f, e in state.adapters.items()
+        if name in getattr(e.config, "adapters", ())
+    ]
+    if users:
+        raise ValueError(
+            f"Adapter {name!r} is mixed by fusion {users[0]!r}; delete the "
+            "fusion first."
+        )
     remove_adapter_layers(backbone, name)
     del state.adapters[name]
-    if state.active == name:
+    comp = state.composition
+    if state.active == name or (comp is not None and name in comp.adapters):
         state.active = next(iter(state.adapters), None)
+        state.composition = state.trainable = None
     refresh(backbone, task)
 
 
@@ -240,8 +313,9 @@ def active_adapter(model):
             Any model, adapted or not.
 
     Returns:
-        str, or `None` when the model has no adapter or adapters are
-        disabled.
+        str (an adapter's or a fusion's name), a `tfa.Stack` /
+        `tfa.Parallel` when several adapters are active, or `None` when the
+        model has no adapter or adapters are disabled.
 
     Example:
     >>> import keras_hub, tf_adapters as tfa
@@ -257,4 +331,4 @@ def active_adapter(model):
     state = get_state(split_model(model)[0])
     if state is None or not state.enabled:
         return None
-    return state.active
+    return state.composition or state.active

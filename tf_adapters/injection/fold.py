@@ -2,12 +2,12 @@
 
 import dataclasses
 
+from tf_adapters.core.state import require_state
 from tf_adapters.injection.lifecycle import adapter_layers
 from tf_adapters.injection.lifecycle import install
 from tf_adapters.injection.lifecycle import refresh
 from tf_adapters.injection.lifecycle import remove_adapter_layers
 from tf_adapters.injection.lifecycle import split_model
-from tf_adapters.injection.state import require_state
 from tf_adapters.methods.registry import planner_for
 
 

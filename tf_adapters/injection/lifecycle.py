@@ -14,13 +14,16 @@ from tf_adapters.compat.layers import walk_layers
 from tf_adapters.compat.tracking import replace_sublayer
 from tf_adapters.compat.trainer import reset_compiled_functions
 from tf_adapters.core.adapter_layer import AdapterLayer
+from tf_adapters.core.composition import Composition
 from tf_adapters.core.forward_scope import ForwardScopeMixin
 from tf_adapters.core.layer_paths import iter_slots
 from tf_adapters.core.layer_paths import select
-from tf_adapters.injection.state import AdapterEntry
-from tf_adapters.injection.state import ensure_state
-from tf_adapters.injection.state import get_state
-from tf_adapters.injection.state import require_state
+from tf_adapters.core.state import AdapterEntry
+from tf_adapters.core.state import ensure_state
+from tf_adapters.core.state import get_state
+from tf_adapters.core.state import require_state
+from tf_adapters.injection.compose import install_composers
+from tf_adapters.injection.compose import resolve
 from tf_adapters.methods.prompt_tuning.prompt_embedding import PromptEmbedding
 from tf_adapters.methods.registry import config_from_dict
 from tf_adapters.methods.registry import planner_for
@@ -65,6 +68,9 @@ def restore_adapters(backbone, saved):
     state = get_state(backbone)
     state.active = saved.get("active")
     state.enabled = saved.get("enabled", True)
+    state.composition = Composition.from_config(saved.get("composition"))
+    trainable = saved.get("trainable")
+    state.trainable = tuple(trainable) if trainable is not None else None
     for item in saved["adapters"]:
         if item.get("merged"):
             # The saved kernels already hold the merged update.
@@ -146,23 +152,23 @@ def trainable_layer_variables(model, patterns):
 def refresh(backbone, task):
     """Sets enabled flags and trainability; drops stale compiled functions."""
     state = get_state(backbone)
-    active = state.active if state.enabled else None
+    _, enabled, trained = resolve(state)
     adapter_ids = set()
     for layer in adapter_layers(backbone):
-        on = layer.adapter_name == active
-        layer.adapter_enabled = on
+        layer.adapter_enabled = layer.adapter_name in enabled
         frozen = getattr(layer, "frozen_keys", ())
         for key, var in layer.adapter_variables().items():
-            var.trainable = on and key not in frozen
+            var.trainable = layer.adapter_name in trained and key not in frozen
             adapter_ids.add(id(var))
     model = task if task is not None else backbone
     for var in model.weights:
         if id(var) not in adapter_ids:
             var.trainable = False
-    if active is not None:
-        patterns = state.adapters[active].config.trainable_layers
+    for name in trained:
+        patterns = state.adapters[name].config.trainable_layers
         for var in trainable_layer_variables(model, patterns).values():
             var.trainable = True
+    install_composers(backbone, state)
     drop_compiled_functions(backbone, task)
 
 

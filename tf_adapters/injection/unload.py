@@ -2,15 +2,15 @@
 
 import contextlib
 
+from tf_adapters.core.state import clear_state
+from tf_adapters.core.state import get_state
+from tf_adapters.core.state import require_state
 from tf_adapters.injection.adapted_model import unadapt_classes
 from tf_adapters.injection.lifecycle import adapter_layers
 from tf_adapters.injection.lifecycle import drop_compiled_functions
 from tf_adapters.injection.lifecycle import refresh
 from tf_adapters.injection.lifecycle import remove_adapter_layers
 from tf_adapters.injection.lifecycle import split_model
-from tf_adapters.injection.state import clear_state
-from tf_adapters.injection.state import get_state
-from tf_adapters.injection.state import require_state
 
 
 def merge_adapter(model):
@@ -48,6 +48,12 @@ def merge_adapter(model):
     """
     backbone, task = split_model(model)
     state = require_state(backbone)
+    if state.composition is not None and state.enabled:
+        raise ValueError(
+            f"{state.composition!r} is active; only a single adapter "
+            "merges. Activate one with `set_active_adapter(model, name)`, "
+            "or combine LoRA adapters into one with `add_weighted_adapter`."
+        )
     if state.active is None or not state.enabled:
         raise ValueError("No adapter is active; nothing to merge.")
     entry = state.adapters[state.active]

@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from tf_adapters.core.layer_paths import iter_slots
+from tf_adapters.core.state import require_state
 from tf_adapters.core.validation import check_adapter_name
 from tf_adapters.core.validation import check_bool
 from tf_adapters.core.validation import check_choice
@@ -42,7 +43,6 @@ from tf_adapters.injection.combine import combine
 from tf_adapters.injection.combine import low_rank_factors
 from tf_adapters.injection.combine import pad_rank
 from tf_adapters.injection.lifecycle import split_model
-from tf_adapters.injection.state import require_state
 from tf_adapters.methods.lora.config import LoraConfig
 from tf_adapters.methods.lora.init import RESIDUAL_INITS
 from tf_adapters.methods.registry import planner_for

@@ -21,9 +21,9 @@ from tf_adapters.compat.tracking import replace_sublayer
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.atomic import atomic_directory
 from tf_adapters.core.layer_paths import iter_slots
+from tf_adapters.core.state import get_state
 from tf_adapters.injection.lifecycle import adapter_layers
 from tf_adapters.injection.lifecycle import split_model
-from tf_adapters.injection.state import get_state
 from tf_adapters.injection.unload import temporarily_merged
 
 # The families whose export was checked against `transformers` (equal

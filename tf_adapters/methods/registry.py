@@ -6,8 +6,8 @@ The names and each config's fields and defaults are the one source the CLI
 
 Example:
 >>> from tf_adapters.methods import registry
->>> registry.adapter_method_names(variants=False)[-3:]
-('ia3', 'prompt_tuning', 'prefix_tuning')
+>>> registry.adapter_method_names(variants=False)[-4:]
+('ia3', 'prompt_tuning', 'prefix_tuning', 'adalora')
 >>> registry.adapter_method_names()[:6]
 ('lora', 'dora', 'rslora', 'pissa', 'olora', 'lora_all_linear')
 >>> cfg = registry.make_adapter_config("pfeiffer", {"bottleneck_size": 8})
@@ -17,8 +17,12 @@ Example:
 
 import dataclasses
 
+from tf_adapters.methods.adalora.config import AdaLoraConfig
+from tf_adapters.methods.adalora.plan import plan_adalora
 from tf_adapters.methods.bottleneck.config import BottleneckConfig
 from tf_adapters.methods.bottleneck.plan import plan_bottleneck
+from tf_adapters.methods.fusion.config import FusionConfig
+from tf_adapters.methods.fusion.plan import plan_fusion
 from tf_adapters.methods.ia3.config import IA3Config
 from tf_adapters.methods.ia3.plan import plan_ia3
 from tf_adapters.methods.lora.config import LoraConfig
@@ -71,6 +75,10 @@ register(
 register(IA3Config, plan_ia3, {"ia3": {}})
 register(PromptTuningConfig, plan_prompt_tuning, {"prompt_tuning": {}})
 register(PrefixTuningConfig, plan_prefix_tuning, {"prefix_tuning": {}})
+register(AdaLoraConfig, plan_adalora, {"adalora": {}})
+# A fusion mixes adapters already trained (`tfa.add_fusion`); a run asks for
+# it with its own options (`--method fusion --fuse A B`), not a shortcut.
+register(FusionConfig, plan_fusion, {})
 
 
 # Adapter options that runs (`FinetuneConfig`, the CLI) also take as options

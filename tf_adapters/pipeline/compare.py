@@ -43,14 +43,19 @@ FULL_LEARNING_RATE = 3e-5
 
 
 def variants(
-    config, methods, full_learning_rate=FULL_LEARNING_RATE, shared=None
+    config,
+    methods,
+    full_learning_rate=FULL_LEARNING_RATE,
+    shared=None,
+    fuse=None,
 ):
     """`(label, overrides)` for each run of the comparison.
 
     With `config.l2sp > 0` the full and LoRA runs are repeated with the
     L2-SP penalty; with `shared` (default: `config.share_weights`) the
     LoRA and Houlsby runs are repeated with weights shared across layers;
-    with `config.loraplus_lr_ratio` the LoRA run is repeated with LoRA+.
+    with `config.loraplus_lr_ratio` the LoRA run is repeated with LoRA+;
+    with `fuse` (trained adapters' folders) a fusion of them is trained.
     """
     shared = config.share_weights if shared is None else shared
     runs = [
@@ -75,7 +80,14 @@ def variants(
         runs += [
             ("lora+loraplus", {"method": "lora", "loraplus_lr_ratio": ratio})
         ]
-    plain = {"l2sp": 0.0, "share_weights": None, "loraplus_lr_ratio": None}
+    if fuse:
+        runs += [("fusion", {"method": "fusion", "fuse": list(fuse)})]
+    plain = {
+        "l2sp": 0.0,
+        "share_weights": None,
+        "loraplus_lr_ratio": None,
+        "fuse": None,
+    }
     runs = [(label, {**plain, **overrides}) for label, overrides in runs]
     for _, overrides in runs:
         if overrides["method"] == "full":
@@ -90,6 +102,7 @@ def run_compare(
     full_learning_rate=FULL_LEARNING_RATE,
     reuse=False,
     adapter_options=None,
+    fuse=None,
 ):
     """Runs every method of the comparison; returns the result dict.
 
@@ -108,6 +121,8 @@ def run_compare(
         adapter_options: dict. Adapter options for the runs, each given to
             the methods that have it (e.g. `rank` to LoRA,
             `bottleneck_size` to the bottlenecks), on top of `config`'s.
+        fuse: list of str. Trained adapters' folders: adds a `fusion` row
+            (AdapterFusion over them, trained on this task).
     """
     unknown = [m for m in methods if m not in COMPARE_METHODS]
     if unknown or not methods:
@@ -122,7 +137,7 @@ def run_compare(
     template = dataclasses.replace(
         config, adapter=None, **dict.fromkeys(SHORTCUTS)
     )
-    runs = variants(template, methods, full_learning_rate, shared)
+    runs = variants(template, methods, full_learning_rate, shared, fuse)
     configs = _run_configs(template, runs, options, output)
     reports = _run_all(configs, output, reuse)
     rows = _rows(reports)

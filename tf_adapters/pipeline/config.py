@@ -12,11 +12,12 @@ from tf_adapters.core.validation import check_field_types
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
 from tf_adapters.methods import registry
+from tf_adapters.pipeline.fusion import check_fuse
 from tf_adapters.training.distribution import STRATEGIES
 
 ADAPTERS = registry.adapter_method_names()
 # `full`: every weight trains; `linear_probe`: only a linear head trains.
-METHODS = ADAPTERS + ("full", "linear_probe")
+METHODS = ADAPTERS + ("fusion", "full", "linear_probe")
 TASKS = ("classification", "causal_lm", "prompt_response", "translation")
 SHORTCUTS = registry.SHORTCUT_OPTIONS
 
@@ -196,6 +197,14 @@ class FinetuneConfig:
         ".lora.h5 file. Its own options (rank, targets...) apply; --method "
         "must name its method.",
     )
+    fuse: list | None = _field(
+        None,
+        "--method fusion: the trained adapters (folders from finetune's "
+        "OUTPUT/adapter or save_adapter) an AdapterFusion learns to mix; "
+        "they stay frozen and only the fusion trains.",
+        nargs="+",
+        metavar="ADAPTER_DIR",
+    )
     adapter: dict | None = _field(
         None,
         "Any option of the method's adapter config, as KEY=VALUE (repeat "
@@ -338,6 +347,7 @@ class FinetuneConfig:
 
     def _check_adapter_options(self):
         registry.check_option_names(self.adapter or {}, "`adapter`")
+        check_fuse(self)
         if self.init_adapter is not None:
             self._check_init_adapter()
         if self.method in ADAPTERS:
@@ -351,7 +361,7 @@ class FinetuneConfig:
             )
 
     def _check_init_adapter(self):
-        if self.method not in ADAPTERS:
+        if self.method not in ADAPTERS or self.method == "fusion":
             raise ValueError(
                 f"`init_adapter` starts from a trained adapter; method="
                 f"{self.method!r} trains none. Pass the adapter's --method."

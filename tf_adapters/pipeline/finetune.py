@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from tf_adapters.core.atomic import atomic_write_text
+from tf_adapters.methods.adalora.truncate import adalora_ranks
 from tf_adapters.pipeline import stages
 from tf_adapters.training.distribution import is_chief
 from tf_adapters.training.distribution import make_strategy
@@ -155,6 +156,10 @@ def make_report(run, total_seconds):
         ),
         "l2sp": config.l2sp,
         "loraplus_lr_ratio": config.loraplus_lr_ratio,
+        # --method fusion: the fused adapters, by name and folder.
+        "fused": dict(zip(run.fused, config.fuse, strict=True))
+        if run.fused
+        else None,
         "metric": run.task.metrics[0],
         "higher_is_better": run.task.higher_is_better,
         "labels": getattr(run.task, "labels", None),
@@ -188,6 +193,8 @@ def make_report(run, total_seconds):
         "truncated": run.truncated,
         "base": run.base_metrics,
         "adapted": run.metrics,
+        # AdaLoRA: each layer's rank after training (else `None`).
+        "adalora_ranks": adalora_ranks(run.model),
         "checkpoint": run.checkpoint,
         "checkpoint_bytes": _directory_bytes(run.checkpoint),
         "saved_model": run.saved_model,

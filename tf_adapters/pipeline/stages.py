@@ -22,7 +22,11 @@ from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.injection.api import add_adapter
 from tf_adapters.injection.api import delete_adapter
 from tf_adapters.injection.lifecycle import adapter_config
+from tf_adapters.methods.adalora import AdaLoraCallback
+from tf_adapters.methods.adalora import AdaLoraConfig
 from tf_adapters.models.loading import load_base
+from tf_adapters.pipeline.fusion import add_fused
+from tf_adapters.pipeline.fusion import save_fused
 from tf_adapters.summary import trainable_summary
 from tf_adapters.tasks import get_task
 from tf_adapters.training.checkpointing import NonFiniteLoss
@@ -50,6 +54,7 @@ class Run:
     truncated: dict = None
     base_metrics: dict = None
     adapter_name: str | None = None
+    fused: list = None  # --method fusion: the fused adapters' names
     summary: object = None
     timer: object = None
     history: object = None
@@ -135,6 +140,9 @@ def adapt(run):
             var.trainable = True
     elif config.method == "linear_probe":
         model.backbone.trainable = False
+    elif config.method == "fusion":
+        run.adapter_name = config.export_name
+        run.fused = add_fused(run)
     elif config.init_adapter:
         run.adapter_name = config.export_name
         load_adapter(model, config.init_adapter, name=run.adapter_name)
@@ -186,13 +194,19 @@ def train(run):
         run.state_dir, run.per_epoch, epochs, config, guard
     )
     run.timer = StepTimer()
+    callbacks = [run.timer, guard, saver]
+    if run.adapter_name is not None:
+        adapter = adapter_config(run.model, run.adapter_name)
+        if isinstance(adapter, AdaLoraConfig):
+            # AdaLoRA allocates its ranks after each step (timed with it).
+            callbacks.insert(0, AdaLoraCallback(adapter))
     start = time.perf_counter()
     run.history = run.trainer.fit(
         training_data(run),
         steps_per_epoch=run.per_epoch,
         epochs=epochs,
         initial_epoch=run.initial_epoch,
-        callbacks=[run.timer, guard, saver],
+        callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     run.train_seconds = time.perf_counter() - start
@@ -241,6 +255,8 @@ def save(run):
     if run.adapter_name is not None:
         run.checkpoint = os.path.join(config.output, "adapter")
         save_adapter(run.model, run.checkpoint)
+        if run.fused:
+            save_fused(run)
         if getattr(run.trainer, "head", None) is not None:
             # A new head trains with the adapter.
             save_trained_weights(run.trainer, weights, head_only=True)

@@ -159,8 +159,7 @@ class BottleneckLayer(AdapterLayer):
         """Width of what the block reads: the projection's output here."""
         return hidden_dim
 
-    def adapter_call(self, inputs, training=None, gate=None):
-        outputs = self.base_layer(inputs, training=training)
+    def update_output(self, inputs, outputs, training=None, gate=None):
         delta = ops.cast(self.scaling, outputs.dtype) * self.block(outputs)
         return outputs + apply_gate(gate, delta)
 

@@ -54,8 +54,7 @@ class ParallelBottleneckLayer(BottleneckLayer):
         """The key its `InputTap` hands the block input over under."""
         return id(self)
 
-    def adapter_call(self, inputs, training=None, gate=None):
-        outputs = self.base_layer(inputs, training=training)
+    def update_output(self, inputs, outputs, training=None, gate=None):
         x = receive(self.handoff_key)
         if x is None:
             if self.paired_tap:
@@ -87,6 +86,7 @@ class InputTap(AdapterLayer):
     """
 
     needs_forward_scope = True
+    passes_through = True
 
     def __init__(self, base_layer, adapter_name, target, **kwargs):
         super().__init__(base_layer, adapter_name, **kwargs)
@@ -97,6 +97,6 @@ class InputTap(AdapterLayer):
     def build(self, input_shape=None):
         self.built = True
 
-    def adapter_call(self, inputs, training=None, gate=None):
+    def update_output(self, inputs, outputs, training=None, gate=None):
         hand_over(self.target.handoff_key, inputs)
-        return self.base_layer(inputs, training=training)
+        return outputs

@@ -61,6 +61,15 @@ class IA3Layer(AdapterLayer):
             x = _gated(inputs, x, gate)
             return self.base_layer(x, training=training)
         outputs = self.base_layer(inputs, training=training)
+        return self.update_output(inputs, outputs, gate=gate)
+
+    def update_output(self, inputs, outputs, training=None, gate=None):
+        scale = ops.cast(self.ia3_scale, self.compute_dtype)
+        if self.scale_input:
+            # W(l·x) − W(x): the projection is linear (any bias cancels).
+            x = ops.einsum(self.spec.scale_input_equation, inputs, scale)
+            delta = self.projection(x) - self.projection(inputs)
+            return outputs + apply_gate(gate, delta)
         scaled = ops.einsum(self.spec.scale_output_equation, outputs, scale)
         return _gated(outputs, scaled, gate)
 

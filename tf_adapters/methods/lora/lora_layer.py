@@ -246,8 +246,7 @@ class LoraLayer(AdapterLayer):
         factor = ops.cast(factor, outputs.dtype)
         return ops.einsum(self.spec.scale_output_equation, outputs, factor)
 
-    def adapter_call(self, inputs, training=None, gate=None):
-        outputs = self.base_layer(inputs, training=training)
+    def update_output(self, inputs, outputs, training=None, gate=None):
         x = self.dropout_layer(inputs, training=training)
         update = self._branch(x, self.lora_a, self.lora_b)
         if self.init in RESIDUAL_INITS:

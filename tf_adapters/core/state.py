@@ -28,6 +28,10 @@ class AdapterState:
     adapters: dict = dataclasses.field(default_factory=dict)
     active: str | None = None
     enabled: bool = True
+    # Several adapters at once (`Stack` / `Parallel`; `active` is then
+    # `None`), and which of them train (`None`: all).
+    composition: object = None
+    trainable: tuple | None = None
 
     def to_config(self):
         return {
@@ -38,6 +42,12 @@ class AdapterState:
             ],
             "active": self.active,
             "enabled": self.enabled,
+            "composition": (
+                self.composition.to_config() if self.composition else None
+            ),
+            "trainable": (
+                list(self.trainable) if self.trainable is not None else None
+            ),
         }
 
     def check_nothing_merged(self, action):

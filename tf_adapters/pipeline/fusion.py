@@ -1,0 +1,77 @@
+"""`--method fusion`: a run that loads trained adapters and trains an
+AdapterFusion over them (`tfa.add_fusion`) on this run's task."""
+
+import logging
+import os
+
+from tf_adapters.checkpoint import load_adapter
+from tf_adapters.checkpoint import read_any_adapter
+from tf_adapters.checkpoint import save_adapter
+from tf_adapters.injection.fusion import add_fusion
+from tf_adapters.injection.lifecycle import adapter_config
+from tf_adapters.injection.lifecycle import split_model
+
+log = logging.getLogger("tf_adapters.finetune")
+
+
+def check_fuse(config):
+    """`fuse` goes with `method="fusion"` and names existing folders."""
+    if config.method != "fusion":
+        if config.fuse is not None:
+            raise ValueError(
+                "`fuse` lists the adapters a fusion mixes; it needs "
+                f"--method fusion (got method={config.method!r})."
+            )
+        return
+    if not config.fuse:
+        raise ValueError(
+            "--method fusion needs --fuse ADAPTER_DIR [ADAPTER_DIR ...]: "
+            "the trained adapters to mix (e.g. two finetune runs' "
+            "OUTPUT/adapter folders)."
+        )
+    for path in config.fuse:
+        if not isinstance(path, str) or not os.path.isdir(path):
+            raise ValueError(
+                f"`fuse` entry {path!r} is not a folder; give the folder of "
+                "a trained adapter (a finetune run's OUTPUT/adapter)."
+            )
+    given = sorted(config.adapter_options())
+    if given or config.init_adapter or config.loraplus_lr_ratio:
+        raise ValueError(
+            "--method fusion trains a fusion over the --fuse adapters; "
+            "leave adapter options, --init-adapter and "
+            "--loraplus-lr-ratio unset."
+        )
+
+
+def add_fused(run):
+    """Loads the `--fuse` adapters (frozen) and adds the fusion over them,
+    named like the run; returns the fused adapters' names (their saved
+    names, made unique: two runs on `sentiment` give `sentiment` and
+    `sentiment_2`)."""
+    config, model = run.config, run.model
+    names = []
+    for path in config.fuse:
+        _, _, saved = read_any_adapter(path, split_model(model)[0])
+        name = _unique(saved, [*names, run.adapter_name])
+        load_adapter(model, path, name=name, activate=False)
+        names.append(name)
+        method = adapter_config(model, name).method
+        log.info("fusing adapter %r (%s) from %s", name, method, path)
+    add_fusion(model, names, name=run.adapter_name)
+    return names
+
+
+def save_fused(run):
+    """Saves the fused adapters next to the fusion (`OUTPUT/fused/NAME`), so
+    the run's folder holds everything the fusion needs."""
+    folder = os.path.join(run.config.output, "fused")
+    for name in run.fused:
+        save_adapter(run.model, os.path.join(folder, name), name=name)
+
+
+def _unique(name, taken):
+    unique, i = name, 2
+    while unique in taken:
+        unique, i = f"{name}_{i}", i + 1
+    return unique
