@@ -54,7 +54,13 @@ BACKBONES = {
         hidden_dim=8,
         intermediate_dim=16,
     ),
-    "gemma": lambda: keras_hub.models.GemmaBackbone(
+    "gemma": lambda: gemma(),
+}
+
+
+def gemma(**overrides):
+    """A tiny Gemma backbone; keyword arguments override its shape."""
+    config = dict(
         vocabulary_size=VOCAB,
         num_layers=2,
         num_query_heads=2,
@@ -62,23 +68,14 @@ BACKBONES = {
         hidden_dim=8,
         intermediate_dim=16,
         head_dim=4,
-    ),
-}
+    )
+    return keras_hub.models.GemmaBackbone(**{**config, **overrides})
 
 
 def gemma_sliding():
     """A tiny Gemma 2-style backbone: every other layer attends through a
     sliding window (not in `BACKBONES`: prefix tuning refuses it)."""
-    return keras_hub.models.GemmaBackbone(
-        vocabulary_size=VOCAB,
-        num_layers=2,
-        num_query_heads=2,
-        num_key_value_heads=1,
-        hidden_dim=8,
-        intermediate_dim=16,
-        head_dim=4,
-        use_sliding_window_attention=True,
-    )
+    return gemma(use_sliding_window_attention=True)
 
 
 def backbone(family="gpt2", seed=0):

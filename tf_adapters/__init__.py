@@ -14,8 +14,8 @@ The public API, in the order of the article's pipeline:
   (`set_active_adapter(model, tfa.Stack("lang", "task"))`), and
   AdapterFusion: `add_fusion`, `FusionConfig`, `fusion_weights`.
 - Dynamic adjustment: `AdaLoraConfig` (AdaLoRA: LoRA in SVD form whose
-  rank budget moves to the layers that matter) and `AdaLoraCallback`, the
-  Keras callback that allocates it during `fit`.
+  rank budget moves to the layers that matter), `AdaLoraCallback`, the
+  Keras callback that allocates it during `fit`, and `adalora_ranks`.
 - Task models that `compile` / `fit` / `evaluate` train:
   `LabelWordClassifier`, `LastTokenClassifier`, `LanguageModel`; and
   `loraplus_optimizer` (LoRA+: LoRA's `B` at a higher learning rate).
@@ -65,6 +65,7 @@ from tf_adapters.injection.weighted import add_weighted_adapter  # noqa: E402
 from tf_adapters.interop.hf_export import export_hf  # noqa: E402
 from tf_adapters.methods.adalora import AdaLoraCallback  # noqa: E402
 from tf_adapters.methods.adalora import AdaLoraConfig  # noqa: E402
+from tf_adapters.methods.adalora.truncate import adalora_ranks  # noqa: E402
 from tf_adapters.methods.bottleneck import BottleneckConfig  # noqa: E402
 from tf_adapters.methods.fusion import FusionConfig  # noqa: E402
 from tf_adapters.methods.ia3 import IA3Config  # noqa: E402
@@ -103,6 +104,7 @@ __all__ = [
     "PromptTuningConfig",
     "Stack",
     "active_adapter",
+    "adalora_ranks",
     "add_adapter",
     "add_fusion",
     "add_weighted_adapter",

@@ -95,6 +95,9 @@ def test_bad_adapter_lists(exports, tmp_path):
     )
     with pytest.raises(ValueError, match="prompt tuning"):
         export_saved_model(model, str(tmp_path), adapters=["p"])
+    tfa.add_fusion(model, ["lora", "pissa"], name="f", activate=False)
+    with pytest.raises(ValueError, match="'f' is a fusion"):
+        export_saved_model(model, str(tmp_path), adapters=["lora", "f"])
     assert not os.path.exists(tmp_path / "gpt2_causal_lm")
 
 

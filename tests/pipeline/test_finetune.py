@@ -180,7 +180,7 @@ def test_a_fusion_run_mixes_two_trained_adapters(
     for name in ("air", "plane"):
         tfa.load_adapter(model, str(tmp_path / "run" / "fused" / name))
     tfa.load_adapter(model, str(tmp_path / "run" / "adapter"))
-    assert tfa.active_adapter(model) == "tiny"
+    assert tfa.active_adapter(model) == "tiny_fusion"
     assert report["trainable_params"] == sum(
         int(np.prod(v.shape)) for v in model.trainable_weights
     )

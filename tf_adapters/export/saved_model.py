@@ -192,6 +192,12 @@ def _check_routable(backbone, adapters):
                 "sequence length and cannot be chosen per example; export "
                 "it on its own."
             )
+        if entry.config.method == "fusion":
+            raise ValueError(
+                f"Adapter {adapter!r} is a fusion, which mixes adapters "
+                "inside each layer and cannot be chosen per example; export "
+                "it on its own (active, with `adapters=None`)."
+            )
 
 
 def _routed(endpoints, names):

@@ -46,20 +46,21 @@ def check_fuse(config):
 
 def add_fused(run):
     """Loads the `--fuse` adapters (frozen) and adds the fusion over them,
-    named like the run; returns the fused adapters' names (their saved
-    names, made unique: two runs on `sentiment` give `sentiment` and
-    `sentiment_2`)."""
+    `<export name>_fusion`; returns `(fusion name, fused adapters' names)`
+    (their saved names, made unique: two runs on `sentiment` give
+    `sentiment` and `sentiment_2`)."""
     config, model = run.config, run.model
     names = []
     for path in config.fuse:
         _, _, saved = read_any_adapter(path, split_model(model)[0])
-        name = _unique(saved, [*names, run.adapter_name])
+        name = _unique(saved, names)
         load_adapter(model, path, name=name, activate=False)
         names.append(name)
         method = adapter_config(model, name).method
         log.info("fusing adapter %r (%s) from %s", name, method, path)
-    add_fusion(model, names, name=run.adapter_name)
-    return names
+    fusion = _unique(f"{config.export_name}_fusion", names)
+    add_fusion(model, names, name=fusion)
+    return fusion, names
 
 
 def save_fused(run):

@@ -141,8 +141,7 @@ def adapt(run):
     elif config.method == "linear_probe":
         model.backbone.trainable = False
     elif config.method == "fusion":
-        run.adapter_name = config.export_name
-        run.fused = add_fused(run)
+        run.adapter_name, run.fused = add_fused(run)
     elif config.init_adapter:
         run.adapter_name = config.export_name
         load_adapter(model, config.init_adapter, name=run.adapter_name)

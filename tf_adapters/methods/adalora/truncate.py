@@ -34,20 +34,24 @@ def adalora_layers(backbone, name=None):
 
 
 def adalora_ranks(model, name=None):
-    """`{layer path: triplets its mask keeps}` of the AdaLoRA layers of
-    `model` (a keras-hub task or backbone), or `None` if it has none.
+    """The rank each AdaLoRA layer keeps: what `AdaLoraCallback` left.
+
+    Args:
+        model: a keras-hub `CausalLM` (or other task) or `Backbone`.
+        name: str. Only this adapter's layers. Defaults to `None` (all).
+
+    Returns:
+        dict `{layer path: triplets its mask keeps}`, or `None` when the
+        model has no AdaLoRA layer.
 
     Example:
-    >>> import keras_hub
-    >>> from tf_adapters.injection.api import add_adapter
-    >>> from tf_adapters.methods.adalora import AdaLoraConfig
-    >>> from tf_adapters.methods.adalora.truncate import adalora_ranks
+    >>> import keras_hub, tf_adapters as tfa
     >>> backbone = keras_hub.models.GPT2Backbone(
     ...     vocabulary_size=64, num_layers=1, num_heads=2, hidden_dim=8,
     ...     intermediate_dim=16, max_sequence_length=32)
-    >>> config = AdaLoraConfig(init_rank=4, target_rank=2)
-    >>> backbone = add_adapter(backbone, config)
-    >>> for path, rank in adalora_ranks(backbone).items():
+    >>> config = tfa.AdaLoraConfig(init_rank=4, target_rank=2)
+    >>> backbone = tfa.add_adapter(backbone, config)
+    >>> for path, rank in tfa.adalora_ranks(backbone).items():
     ...     print(path, rank)
     transformer_layer_0/self_attention/query 4
     transformer_layer_0/self_attention/value 4
