@@ -13,6 +13,8 @@ import numpy as np
 
 from tf_adapters.compat.class_swap import base_class_of
 from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.core.integrity import load_npz
+from tf_adapters.core.integrity import sha256_file
 from tf_adapters.core.state import get_state
 from tf_adapters.core.validation import check_weight_arrays
 from tf_adapters.injection.api import attach_planned
@@ -122,6 +124,8 @@ def save_adapter(
     }
     with atomic_directory(path, overwrite=overwrite, marker=CONFIG_FILE) as tmp:
         np.savez(os.path.join(tmp, WEIGHTS_FILE), **arrays)
+        # Loading verifies it: a flipped bit is caught, not only a cut.
+        meta["weights_sha256"] = sha256_file(os.path.join(tmp, WEIGHTS_FILE))
         with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
             json.dump(meta, f, indent=2, sort_keys=True)
 
@@ -247,11 +251,13 @@ def read_checkpoint(path):
     for field in ("adapter_name", "config", "base_model", "weights"):
         if field not in meta:
             raise ValueError(f"{config_path} lacks the field {field!r}.")
-    try:
-        with np.load(weights_path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (ValueError, OSError) as e:
-        raise ValueError(f"{weights_path} cannot be read: {e}.") from None
+    arrays = load_npz(
+        weights_path,
+        meta.get("weights_sha256"),
+        "adapter weights",
+        "Save the adapter again from the trained model, or copy the "
+        "checkpoint folder again",
+    )
     if set(arrays) != set(meta["weights"]):
         extra = sorted(set(arrays) ^ set(meta["weights"]))
         raise ValueError(

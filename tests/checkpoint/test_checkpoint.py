@@ -8,6 +8,8 @@ import tiny_models
 import tf_adapters as tfa
 from tf_adapters.checkpoint import CONFIG_FILE
 from tf_adapters.checkpoint import WEIGHTS_FILE
+from tf_adapters.core.integrity import CorruptFileError
+from tf_adapters.core.integrity import sha256_file
 
 METHODS = ["lora", "dora", "pissa", "houlsby", "pfeiffer", "parallel"]
 METHODS += ["ia3", "prompt"]
@@ -130,10 +132,46 @@ def _saved(tmp_path):
 
 
 def _rewrite_weights(path, **changes):
+    """A crafted weights file whose recorded SHA-256 is updated too, so
+    the checks behind the digest are what is tested."""
     with np.load(path / WEIGHTS_FILE, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     arrays.update(changes)
     np.savez(path / WEIGHTS_FILE, **arrays)
+    meta = json.loads((path / CONFIG_FILE).read_text())
+    meta["weights_sha256"] = sha256_file(path / WEIGHTS_FILE)
+    (path / CONFIG_FILE).write_text(json.dumps(meta))
+
+
+def test_damaged_weights_files_name_the_file_and_change_nothing(tmp_path):
+    path = _saved(tmp_path)
+    weights = path / WEIGHTS_FILE
+    meta = json.loads((path / CONFIG_FILE).read_text())
+    assert meta["weights_sha256"] == sha256_file(weights)
+    data = weights.read_bytes()
+    fresh = tiny_models.backbone()
+    snapshot = _snapshot(fresh)
+
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x01  # one bit, inside an array's values
+    weights.write_bytes(bytes(flipped))
+    with pytest.raises(CorruptFileError, match="does not match the SHA-256"):
+        tfa.load_adapter(fresh, str(path))
+
+    weights.write_bytes(data[: len(data) // 2])  # cut short
+    with pytest.raises(CorruptFileError, match=f"{weights}.*SHA-256"):
+        tfa.load_adapter(fresh, str(path))
+    # Without a recorded digest (older checkpoints), the cut is still
+    # reported by name, not as a zip error.
+    del meta["weights_sha256"]
+    (path / CONFIG_FILE).write_text(json.dumps(meta))
+    with pytest.raises(CorruptFileError, match=f"{weights}.*truncated"):
+        tfa.load_adapter(fresh, str(path))
+    assert _snapshot(fresh) == snapshot
+
+    weights.write_bytes(data)  # the intact file loads, digest or not
+    tfa.load_adapter(fresh, str(path))
+    assert tfa.list_adapters(fresh) == ["t"]
 
 
 def test_corrupt_checkpoints_are_rejected_before_any_change(tmp_path):

@@ -147,7 +147,9 @@ def test_lora_and_ia3_and_a_bottleneck_compose():
     tfa.set_active_adapter(
         backbone, tfa.Parallel("lora", "ia3", "bn", weights=[0, 1, 0])
     )
-    np.testing.assert_allclose(np.asarray(backbone(x)), single["ia3"], 1e-5)
+    np.testing.assert_allclose(
+        np.asarray(backbone(x)), single["ia3"], atol=1e-5
+    )
     tfa.set_active_adapter(
         backbone, tfa.Parallel("lora", "ia3", "bn", weights=[0, 0, 1])
     )

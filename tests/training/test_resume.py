@@ -315,3 +315,40 @@ def test_resume_reads_states_written_before_new_adapter_fields(tmp_path):
     rslora = FinetuneConfig(steps=4, adapter={"use_rslora": True})
     with pytest.raises(ValueError, match=r"use_rslora False \(saved\)"):
         checkpointing.load_train_state(model, str(tmp_path), rslora)
+
+
+def test_a_damaged_training_state_is_refused_and_restart_keeps_it(tmp_path):
+    import keras
+
+    from tf_adapters.core.integrity import CorruptFileError
+    from tf_adapters.pipeline.finetune import move_aside
+    from tf_adapters.training import checkpointing
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    config = FinetuneConfig(steps=4)
+    state = tmp_path / "train_state"
+    checkpointing.save_train_state(model, str(state), 1, 2, config)
+    before = [v.numpy() for v in model.weights]
+    data = (state / "state.npz").read_bytes()
+
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x10
+    (state / "state.npz").write_bytes(bytes(flipped))
+    with pytest.raises(CorruptFileError, match="SHA-256.*--restart"):
+        checkpointing.load_train_state(model, str(state), config)
+    (state / "state.npz").write_bytes(data[:100])
+    with pytest.raises(CorruptFileError, match="SHA-256.*--restart"):
+        checkpointing.load_train_state(model, str(state), config)
+    (state / "state.json").write_text('{"version": 1, ')
+    with pytest.raises(CorruptFileError, match="not valid JSON.*--restart"):
+        checkpointing.load_train_state(model, str(state), config)
+    for var, value in zip(model.weights, before, strict=True):
+        np.testing.assert_array_equal(var.numpy(), value)
+
+    aside = move_aside(str(state))
+    assert not state.exists() and (tmp_path / aside).is_dir()
+    assert (tmp_path / aside / "state.npz").read_bytes() == data[:100]
+    assert move_aside(str(state)) is None
+    with pytest.raises(ValueError, match="pass one of them"):
+        FinetuneConfig(resume=True, restart=True)

@@ -247,6 +247,12 @@ class FinetuneConfig:
         "Continue an interrupted run from OUTPUT/train_state (same options); "
         "finished steps are not repeated.",
     )
+    restart: bool = _field(
+        False,
+        "Start over although OUTPUT/train_state exists: it is moved aside "
+        "first (renamed train_state.aside-<UTC time>, never deleted). The "
+        "way out when --resume finds the state damaged.",
+    )
     evaluate_base: bool = _field(
         True, "Evaluate the base model before training too."
     )
@@ -322,6 +328,11 @@ class FinetuneConfig:
             "learning_rate", self.learning_rate, 0, strict_min=True
         )
         self._check_loraplus()
+        if self.resume and self.restart:
+            raise ValueError(
+                "`resume` continues the saved training state and `restart` "
+                "moves it aside to start over; pass one of them."
+            )
         if "{text}" not in self.template:
             raise ValueError(
                 "`template` must contain '{text}'. Received: "

@@ -104,6 +104,8 @@ def run_finetune(config):
     state_dir = os.path.join(config.output, "train_state")
     with strategy.scope():
         if is_chief(strategy):
+            if config.restart:
+                move_aside(state_dir)
             return _run(config, strategy, state_dir)
         # Other workers train in step with the chief and write nothing the
         # user keeps; `--resume` reads the chief's training state (the
@@ -222,3 +224,17 @@ def summary_table(report, metrics):
         f"{report['saved_model']}"
     )
     return "\n".join(lines)
+
+
+def move_aside(state_dir):
+    """Renames a training state out of the way (`--restart`); returns the
+    new path, or `None` if there was none. Nothing is deleted."""
+    if not os.path.exists(state_dir):
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    aside, i = f"{state_dir}.aside-{stamp}", 2
+    while os.path.exists(aside):
+        aside, i = f"{state_dir}.aside-{stamp}-{i}", i + 1
+    os.rename(state_dir, aside)
+    log.info("--restart: the previous training state is kept in %s", aside)
+    return aside

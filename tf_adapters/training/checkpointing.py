@@ -22,9 +22,13 @@ import keras
 import numpy as np
 
 from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.core.integrity import CorruptFileError
+from tf_adapters.core.integrity import load_npz
+from tf_adapters.core.integrity import sha256_file
 from tf_adapters.methods import registry
 
 STATE_VERSION = 1
+STATE_FILE = "state.npz"
 # Options that do not change the training trajectory; a resumed run may
 # change them.
 RESUMABLE = {
@@ -34,6 +38,7 @@ RESUMABLE = {
     "export_name",
     "merge",
     "resume",
+    "restart",
     "evaluate_base",
 }
 
@@ -133,7 +138,7 @@ def save_train_state(model, path, epoch, steps_done, config):
     variables = _trained_variables(model)
     with atomic_directory(path) as tmp:
         np.savez(
-            os.path.join(tmp, "state.npz"),
+            os.path.join(tmp, STATE_FILE),
             **{f"{i:05d}": np.asarray(v) for i, v in enumerate(variables)},
         )
         meta = {
@@ -142,6 +147,7 @@ def save_train_state(model, path, epoch, steps_done, config):
             "steps_done": steps_done,
             "shapes": [list(v.shape) for v in variables],
             "config": run_fingerprint(config),
+            "sha256": sha256_file(os.path.join(tmp, STATE_FILE)),
         }
         with open(os.path.join(tmp, "state.json"), "w") as f:
             json.dump(meta, f, indent=2)
@@ -160,8 +166,20 @@ def load_train_state(model, path, config):
             f"No training checkpoint in {path}; nothing to resume. Run "
             "without --resume to start."
         )
-    with open(meta_path) as f:
-        meta = json.load(f)
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptFileError(
+            f"{meta_path} is not valid JSON ({e}): the training state is "
+            "damaged. Run again with --restart, which moves it aside (it is "
+            "kept) and starts over."
+        ) from None
+    if not isinstance(meta, dict):
+        raise CorruptFileError(
+            f"{meta_path} is not a training state (a JSON object was "
+            "expected). Run again with --restart to start over."
+        )
     if meta.get("version") != STATE_VERSION:
         raise ValueError(
             f"{meta_path}: checkpoint version {meta.get('version')!r}; this "
@@ -179,8 +197,20 @@ def load_train_state(model, path, config):
             "--output."
         )
     variables = _trained_variables(model)
-    with np.load(os.path.join(path, "state.npz"), allow_pickle=False) as data:
-        arrays = [data[f"{i:05d}"] for i in range(len(data.files))]
+    data = load_npz(
+        os.path.join(path, STATE_FILE),
+        meta.get("sha256"),
+        "training state",
+        "It cannot be resumed: run again with --restart, which moves the "
+        "broken state aside (it is kept, not deleted) and starts over",
+    )
+    try:
+        arrays = [data[f"{i:05d}"] for i in range(len(data))]
+    except KeyError as e:
+        raise CorruptFileError(
+            f"{path}: the training state lacks variable {e}; run again with "
+            "--restart."
+        ) from None
     if len(arrays) != len(variables):
         raise ValueError(
             f"{path}: {len(arrays)} saved variables, the model has "
