@@ -23,13 +23,19 @@ The public API, in the order of the article's pipeline:
   `add_weighted_adapter` combines LoRA adapters into a new one (PEFT's
   linear, cat, SVD, TIES and DARE combinations).
 - Saving and serving: `save_adapter`, `load_adapter`, `save_model`,
-  `export_saved_model` (a versioned SavedModel for TF Serving).
+  `export_saved_model` (a versioned SavedModel for TF Serving). Every file
+  we read (adapter checkpoints, training states, PEFT, Hugging Face and
+  GGUF checkpoints, configs, data files) raises `CorruptFileError` (a
+  `ValueError` naming the file and what to do) for damaged content.
 - Other ecosystems: `load_adapter` also reads PEFT adapter folders and
   keras-hub `.lora.h5` files, `save_adapter(..., format="peft")` writes
   PEFT folders, and `export_hf` writes a Hugging Face checkpoint of the
   model with its adapter merged.
 - The whole job: `FinetuneConfig`, `run_finetune` (what `tf-adapters
-  finetune` runs).
+  finetune` runs). `TrainingInterrupted`: SIGTERM or SIGINT stopped it
+  after a whole step, with the training state saved (`resume=True`
+  continues); `SaveError`: a save failed on a full disk, and what was
+  saved before is intact.
 
 Example:
 >>> import tf_adapters as tfa
@@ -44,8 +50,10 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from tf_adapters.checkpoint import load_adapter  # noqa: E402
 from tf_adapters.checkpoint import save_adapter  # noqa: E402
+from tf_adapters.core.atomic import SaveError  # noqa: E402
 from tf_adapters.core.composition import Parallel  # noqa: E402
 from tf_adapters.core.composition import Stack  # noqa: E402
+from tf_adapters.core.integrity import CorruptFileError  # noqa: E402
 from tf_adapters.export.saved_model import export_saved_model  # noqa: E402
 from tf_adapters.injection.adapted_model import register_keras_hub_classes  # noqa: E402
 from tf_adapters.injection.api import active_adapter  # noqa: E402
@@ -82,6 +90,7 @@ from tf_adapters.tasks.language_model import LanguageModel  # noqa: E402
 from tf_adapters.tasks.last_token_classifier import LastTokenClassifier  # noqa: E402
 from tf_adapters.training.loraplus import loraplus_optimizer  # noqa: E402
 from tf_adapters.training.loraplus import register_keras_optimizers  # noqa: E402
+from tf_adapters.training.preemption import TrainingInterrupted  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -92,6 +101,7 @@ __all__ = [
     "AdaLoraCallback",
     "AdaLoraConfig",
     "BottleneckConfig",
+    "CorruptFileError",
     "FinetuneConfig",
     "FusionConfig",
     "IA3Config",
@@ -102,7 +112,9 @@ __all__ = [
     "Parallel",
     "PrefixTuningConfig",
     "PromptTuningConfig",
+    "SaveError",
     "Stack",
+    "TrainingInterrupted",
     "active_adapter",
     "adalora_ranks",
     "add_adapter",

@@ -13,8 +13,10 @@ import numpy as np
 
 from tf_adapters.compat.class_swap import base_class_of
 from tf_adapters.core.atomic import atomic_directory
-from tf_adapters.core.integrity import load_npz
+from tf_adapters.core.integrity import corrupt
+from tf_adapters.core.integrity import load_json
 from tf_adapters.core.integrity import sha256_file
+from tf_adapters.core.npz_file import load_npz
 from tf_adapters.core.state import get_state
 from tf_adapters.core.validation import check_weight_arrays
 from tf_adapters.injection.api import attach_planned
@@ -160,6 +162,13 @@ def load_adapter(model, path, name=None, activate=True):
     Returns:
         The same model object, adapted.
 
+    Raises:
+        FileNotFoundError: `path` holds no adapter.
+        CorruptFileError: a file of the adapter is damaged (truncated,
+            altered, declaring sizes it does not hold), naming it.
+        ValueError: an adapter for another model, or one tf_adapters
+            cannot represent, naming the first mismatch.
+
     Example:
     >>> import os, tempfile, keras_hub, tf_adapters as tfa
     >>> kwargs = dict(
@@ -210,7 +219,7 @@ def read_any_adapter(path, backbone):
     if is_peft_folder(path):
         config, arrays = read_peft_adapter(path, backbone)
         return config, arrays, DEFAULT_NAME
-    meta, arrays = read_checkpoint(path)
+    meta, config, arrays = read_checkpoint(path)
     base = _describe_base(backbone)
     saved_class = meta["base_model"].get("class")
     if saved_class != base["class"]:
@@ -219,11 +228,27 @@ def read_any_adapter(path, backbone):
             f"model is a {base['class']}. Load it onto the model family it "
             "was trained on."
         )
-    return config_from_dict(meta["config"]), arrays, meta["adapter_name"]
+    return config, arrays, meta["adapter_name"]
+
+
+_ADVICE = (
+    "Save the adapter again from the trained model, or copy the checkpoint "
+    "folder again"
+)
 
 
 def read_checkpoint(path):
-    """Reads and validates a checkpoint directory; returns (meta, arrays)."""
+    """Reads and validates a checkpoint directory, without a model.
+
+    Returns:
+        `(meta, config, arrays)`: the parsed `adapter_config.json`, the
+        adapter config it holds and `{variable key: array}`.
+
+    Raises:
+        FileNotFoundError: `path` lacks one of the two files.
+        CorruptFileError: either file is damaged or they disagree.
+        ValueError: a checkpoint of a newer format version.
+    """
     config_path = os.path.join(path, CONFIG_FILE)
     weights_path = os.path.join(path, WEIGHTS_FILE)
     for needed in (config_path, weights_path):
@@ -232,15 +257,13 @@ def read_checkpoint(path):
                 f"{needed} not found: {path} is not an adapter checkpoint "
                 "written by `tf_adapters.save_adapter`."
             )
-    try:
-        with open(config_path) as f:
-            meta = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{config_path} is not valid JSON: {e}.") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(
-            f"{config_path} is not a tf_adapters adapter config "
-            f"(expected format {FORMAT!r})."
+    meta = load_json(config_path, "adapter config", _ADVICE)
+    if meta.get("format") != FORMAT:
+        raise corrupt(
+            config_path,
+            "adapter config",
+            f"is not a tf_adapters adapter config (expected format {FORMAT!r})",
+            _ADVICE,
         )
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(
@@ -248,24 +271,52 @@ def read_checkpoint(path):
             f"{meta.get('format_version')!r}; this tf_adapters reads "
             f"{FORMAT_VERSION}. Upgrade tf_adapters."
         )
-    for field in ("adapter_name", "config", "base_model", "weights"):
-        if field not in meta:
-            raise ValueError(f"{config_path} lacks the field {field!r}.")
+    _check_meta(config_path, meta)
+    config = _config_of(config_path, meta)
     arrays = load_npz(
-        weights_path,
-        meta.get("weights_sha256"),
-        "adapter weights",
-        "Save the adapter again from the trained model, or copy the "
-        "checkpoint folder again",
+        weights_path, meta.get("weights_sha256"), "adapter weights", _ADVICE
     )
     if set(arrays) != set(meta["weights"]):
         extra = sorted(set(arrays) ^ set(meta["weights"]))
-        raise ValueError(
-            f"{path}: the weights file and the config disagree on variable "
-            f"{extra[0]!r}."
+        raise corrupt(
+            path,
+            "adapter checkpoint",
+            f"has a weights file and a config that disagree on variable "
+            f"{extra[0]!r}",
+            _ADVICE,
         )
     check_weight_arrays(weights_path, arrays)
-    return meta, arrays
+    return meta, config, arrays
+
+
+def _check_meta(config_path, meta):
+    for field, kind in (
+        ("adapter_name", str),
+        ("config", dict),
+        ("base_model", dict),
+        ("weights", dict),
+    ):
+        if not isinstance(meta.get(field), kind):
+            raise corrupt(
+                config_path,
+                "adapter config",
+                f"lacks the field {field!r} (a JSON "
+                f"{'string' if kind is str else 'object'})",
+                _ADVICE,
+            )
+
+
+def _config_of(config_path, meta):
+    try:
+        return config_from_dict(meta["config"])
+    except (ValueError, TypeError) as e:
+        raise corrupt(
+            config_path,
+            "adapter config",
+            f"holds an adapter config that cannot be built ({e}); it was "
+            "altered, or written by a newer tf_adapters",
+            _ADVICE,
+        ) from None
 
 
 def _check_against(path, arrays, variables, base):

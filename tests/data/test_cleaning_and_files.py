@@ -96,7 +96,7 @@ def test_jsonl_csv_and_txt_files(tmp_path):
             b'{"text": "a", "label": "x"}\n{oops\n',
             r"bad.jsonl:2: not valid JSON",
         ),
-        ("list.jsonl", b'["a"]\n', r"list.jsonl:1: a JSON list"),
+        ("list.jsonl", b'["a"]\n', r"list.jsonl:1: a JSON array"),
         (
             "missing.jsonl",
             b'{"text": "a"}\n',

@@ -6,6 +6,7 @@ import pytest
 from tf_adapters.pipeline.compare import run_compare
 from tf_adapters.pipeline.compare import variants
 from tf_adapters.pipeline.config import FinetuneConfig
+from tf_adapters.pipeline.config import default_learning_rate
 
 
 def _labelled(tmp_path):
@@ -61,9 +62,18 @@ def test_compare_end_to_end_quick(tmp_path, tiny_preset):
     assert rows["full"]["checkpoint_bytes"] > rows["lora"]["checkpoint_bytes"]
     # Full fine-tuning gets its own learning rate; each run is one epoch.
     full = json.loads((out / "full" / "config.json").read_text())
-    lora = json.loads((out / "lora" / "config.json").read_text())
-    assert (full["learning_rate"], lora["learning_rate"]) == (3e-5, 1e-3)
     assert full["checkpoint_every"] == full["steps"]
+    assert (rows["full"]["learning_rate"], rows["lora"]["learning_rate"]) == (
+        default_learning_rate("full"),
+        default_learning_rate("lora"),
+    )
+    # Each report says how to reproduce it: options, data hash, versions.
+    report = json.loads((out / "lora" / "report.json").read_text())
+    reproduce = report["reproduce"]
+    assert reproduce["options"]["method"] == "lora"
+    assert len(reproduce["data_sha256"]) == 64
+    assert reproduce["versions"]["keras"]
+    assert reproduce["machine"]["cpu_count"] >= 1
     for name in ("compare.md", "compare.json", "compare.png"):
         assert os.path.getsize(out / name) > 0
     table = (out / "compare.md").read_text()

@@ -94,7 +94,7 @@ def test_prompt_response_loss_mask_covers_the_response(tiny_preset):
         assert weights[start : start + len(response) + 1].all()
         targets = task.train.y[i][start : start + len(response) + 1]
         assert targets.tolist() == response + [tokenizer.end_token_id]
-        assert task.prompt_ids[i] == prompt
+        assert task.answers["test"]["prompt_ids"][i] == prompt
 
 
 def test_prompt_response_task(tmp_path, tiny_preset):

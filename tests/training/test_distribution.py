@@ -13,6 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from tf_adapters.core.locking import LOCK_FILE
 from tf_adapters.training.distribution import is_chief
 from tf_adapters.training.distribution import make_strategy
 
@@ -233,7 +234,8 @@ def test_multi_worker_on_loopback_resumes_and_matches_one_device(
         assert code == 17, err[-3000:]
     state = json.loads((run / "train_state/state.json").read_text())
     assert state["steps_done"] == 4
-    assert sorted(os.listdir(run)) == ["train_state"]
+    # The lock the chief held is left (it died); the resume takes it over.
+    assert sorted(os.listdir(run)) == [LOCK_FILE, "train_state"]
 
     # Resumed on both workers from the chief's state.
     finished = _two_workers(tmp, "resume")

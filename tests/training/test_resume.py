@@ -1,6 +1,8 @@
-"""A run killed mid-epoch (SIGKILL) resumes to the same weights; a NaN loss
-stops training and keeps the last good checkpoint; a kill during a save
-leaves the previous checkpoint."""
+"""A run killed mid-epoch (SIGKILL) resumes to the same weights; so does a
+run stopped by SIGTERM, which saves its state after a whole step and exits
+with status 75 (meanwhile a second run in its output folder is refused); a
+NaN loss stops training and keeps the last good checkpoint; a kill during a
+save leaves the previous checkpoint."""
 
 import json
 import os
@@ -10,52 +12,31 @@ import subprocess
 import sys
 import textwrap
 
+import finetune_runs
 import numpy as np
 import pytest
 
 import tf_adapters as tfa
+from tf_adapters.cli.main import EXIT_INTERRUPTED
 from tf_adapters.pipeline.config import FinetuneConfig
 from tf_adapters.pipeline.finetune import run_finetune
 from tf_adapters.training.checkpointing import NonFiniteLoss
 
 
-def _data(tmp_path):
-    words = [" airplane", " at", " airport", " the", " plane"]
-    rows = [
-        {
-            "text": "".join(words[(i * 3 + j) % 5] for j in range(5)) + f" {i}",
-            "label": "air" if i % 2 else "plane",
-        }
-        for i in range(40)
-    ]
-    path = tmp_path / "d.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    return str(path)
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_preset):
+    """The adapter the job ends with when nothing stops it."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    options = finetune_runs.options(folder, tiny_preset, "whole")
+    report = run_finetune(FinetuneConfig(**options))
+    return finetune_runs.adapter_weights(report["checkpoint"])
 
 
-def _options(tmp_path, preset, output, **kw):
-    options = dict(
-        model=preset,
-        data=_data(tmp_path),
-        labels=["air", "plane"],
-        template="{text} is",
-        steps=12,
-        checkpoint_every=3,
-        batch_size=4,
-        sequence_length=12,
-        test_size=6,
-        jit_compile=False,
-        export=False,
-        evaluate_base=False,
-        output=str(tmp_path / output),
-    )
-    options.update(kw)
-    return options
-
-
-def _adapter_weights(path):
-    with np.load(os.path.join(path, "adapter_weights.npz")) as f:
-        return {k: f[k] for k in f.files}
+def _assert_same_adapter(report, expected):
+    got = finetune_runs.adapter_weights(report["checkpoint"])
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-6)
 
 
 KILLER = """
@@ -79,13 +60,10 @@ run_finetune(FinetuneConfig(**json.loads(open(sys.argv[1]).read())))
 """
 
 
-def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, tiny_preset):
-    whole = run_finetune(
-        FinetuneConfig(**_options(tmp_path, tiny_preset, "whole"))
-    )
-    expected = _adapter_weights(whole["checkpoint"])
-
-    options = _options(tmp_path, tiny_preset, "killed")
+def test_killed_run_resumes_to_the_uninterrupted_weights(
+    tmp_path, tiny_preset, uninterrupted
+):
+    options = finetune_runs.options(tmp_path, tiny_preset, "killed")
     (tmp_path / "options.json").write_text(json.dumps(options))
     out = subprocess.run(
         [
@@ -110,15 +88,60 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, tiny_preset):
     resumed = run_finetune(FinetuneConfig(**options, resume=True))
     assert resumed["resumed_from_step"] == 6
     assert resumed["steps_run_here"] == 6  # steps 1-6 are not repeated
-    got = _adapter_weights(resumed["checkpoint"])
-    assert sorted(got) == sorted(expected)
-    for key in expected:
-        np.testing.assert_allclose(got[key], expected[key], atol=1e-6)
+    _assert_same_adapter(resumed, uninterrupted)
     assert not (tmp_path / "killed" / "train_state").exists()
 
 
+def test_sigterm_saves_the_state_and_resume_ends_with_the_same_adapter(
+    tmp_path, tiny_preset, request
+):
+    options = finetune_runs.options(tmp_path, tiny_preset, "stopped")
+    (tmp_path / "options.json").write_text(json.dumps(options))
+    marker = tmp_path / "after_step_8"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            finetune_runs.WAIT_FOR_SIGNAL,
+            "8",  # steps 7-9 are one epoch: the signal comes mid-epoch
+            str(marker),
+            str(tmp_path / "options.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    try:
+        # While the other process starts (if no test has run it yet).
+        expected = request.getfixturevalue("uninterrupted")
+        finetune_runs.wait_for_file(marker, process)
+
+        # A second run in the same output folder is refused at once.
+        with pytest.raises(FileExistsError, match="in use by another run") as e:
+            run_finetune(FinetuneConfig(**options))
+        assert f"pid {process.pid} " in str(e.value)
+
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == EXIT_INTERRUPTED, err[-3000:]
+    assert "training stopped after step 8 of 12" in err
+    assert "--resume" in err
+    stopped = tmp_path / "stopped"
+    state = json.loads((stopped / "train_state" / "state.json").read_text())
+    assert state["steps_done"] == 8
+    assert sorted(os.listdir(stopped)) == ["train_state"]  # lock released
+
+    resumed = run_finetune(FinetuneConfig(**options, resume=True))
+    assert resumed["resumed_from_step"] == 8
+    assert resumed["steps_run_here"] == 4
+    _assert_same_adapter(resumed, expected)
+
+
 def test_resume_refuses_other_options_and_missing_state(tmp_path, tiny_preset):
-    options = _options(tmp_path, tiny_preset, "run", resume=True)
+    options = finetune_runs.options(tmp_path, tiny_preset, "run", resume=True)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         run_finetune(FinetuneConfig(**options))
     from tf_adapters.training import checkpointing
@@ -139,7 +162,7 @@ def test_resume_refuses_other_options_and_missing_state(tmp_path, tiny_preset):
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     tmp_path, tiny_preset
 ):
-    options = _options(
+    options = finetune_runs.options(
         tmp_path, tiny_preset, "nan", learning_rate=1e38, checkpoint_every=1
     )
     with pytest.raises(NonFiniteLoss) as error:

@@ -12,8 +12,26 @@ import sys
 from tf_adapters.pipeline import COMPARE_METHODS
 from tf_adapters.pipeline import DEFAULT_METHODS
 from tf_adapters.pipeline import FULL_LEARNING_RATE
+from tf_adapters.pipeline import GRID
+from tf_adapters.pipeline import SWEEP_METHODS
 from tf_adapters.pipeline import FinetuneConfig
+from tf_adapters.pipeline import SaveError
+from tf_adapters.pipeline import TrainingInterrupted
 from tf_adapters.pipeline import base_type
+
+# Exit statuses besides 0 (done) and 2 (bad options or input), from
+# sysexits.h; `finetune --help` lists them.
+EXIT_SAVE_FAILED = 74  # EX_IOERR: a save failed, the disk is full
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: SIGTERM / SIGINT; --resume continues
+EXIT_STATUS_HELP = (
+    "exit status: 0 done; 2 bad options or input, or --output in use by "
+    "another run (message on stderr); "
+    f"{EXIT_SAVE_FAILED} a save failed because the disk is full (what was "
+    "saved before is intact); "
+    f"{EXIT_INTERRUPTED} SIGTERM or SIGINT stopped training after the running "
+    "step and the training state is saved: run the same command with "
+    "--resume to continue (a second signal stops at once)."
+)
 
 ADAPTER_HELP = (
     "Adapter: a folder from finetune / save_adapter, a PEFT adapter folder "
@@ -84,6 +102,7 @@ def build_parser():
         _add_finetune,
         _add_evaluate,
         _add_compare,
+        _add_sweep,
         _add_generate,
         _add_export,
         _add_convert,
@@ -102,6 +121,7 @@ def _add_finetune(sub):
         "runs on the embedded default model and the built-in sentiment task.",
         description="Fine-tune an adapter on a classification task and "
         "compare it with the zero-shot base model.",
+        epilog=EXIT_STATUS_HELP,
     )
     _add_config_flags(finetune, FinetuneConfig)
 
@@ -151,8 +171,17 @@ def _add_compare(sub):
         "--full-learning-rate",
         type=float,
         default=FULL_LEARNING_RATE,
-        help="Learning rate of full fine-tuning (default: %(default)g); "
-        "the adapters use --learning-rate.",
+        help="Learning rate of full fine-tuning (default: its own, "
+        "%(default)g); --learning-rate sets the adapters' (default: each "
+        "method's own).",
+    )
+    compare.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="Runs per method, with seeds --seed .. --seed+N-1 (adapter "
+        "initialization and batch order; the test split stays): the table "
+        "shows mean ± standard deviation and each seed (default: 1).",
     )
     compare.add_argument(
         "--reuse",
@@ -166,6 +195,74 @@ def _add_compare(sub):
         help="Folder for the runs and compare.{md,json,png}.",
     )
     _add_config_flags(compare, FinetuneConfig)
+
+
+def _grid_entry(text):
+    """`METHOD:OPTION=V1,V2` → `(METHOD, OPTION, [V1, V2])`, values read
+    as YAML (numbers, booleans)."""
+    method, colon, rest = text.partition(":")
+    option, _, values = rest.partition("=")
+    if not colon or not option or not values:
+        raise argparse.ArgumentTypeError(
+            "expected METHOD:OPTION=V1,V2 (e.g. houlsby:learning_rate="
+            f"1e-4,3e-4). Received: {text!r}."
+        )
+    parsed = [
+        _key_value(f"{option}={v}")[1] for v in values.split(",") if v.strip()
+    ]
+    return method.strip(), option.strip(), parsed
+
+
+def _add_sweep(sub):
+    """`tf-adapters sweep`: each method's hyperparameters on a validation
+    split."""
+    sweep = sub.add_parser(
+        "sweep",
+        help="Choose each method's learning rate (and adapter options) on a "
+        "validation split: sweep.{md,json} with every point and the winners.",
+        description="Runs `finetune` for every point of each method's grid "
+        "(same base, data, steps and batch), holding out --validation-size "
+        "training examples (200 if 0). The best validation metric wins; a "
+        "tie goes to the earlier point; the test split is reported, never "
+        "used to choose. Default grids: "
+        + "; ".join(
+            f"{m} {', '.join(f'{k} {v}' for k, v in g.items())}"
+            for m, g in GRID.items()
+        )
+        + ".",
+    )
+    sweep.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(SWEEP_METHODS),
+        choices=list(COMPARE_METHODS),
+        help="Methods to sweep (default: %(default)s).",
+    )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        type=_grid_entry,
+        metavar="METHOD:OPTION=V1,V2",
+        help="Replace a method's grid for OPTION (repeat the flag); the "
+        "first --grid of a method replaces its whole default grid.",
+    )
+    sweep.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="Seeds per point; points are ranked by their mean.",
+    )
+    sweep.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Keep runs already in the output folder with the same options.",
+    )
+    sweep.add_argument(
+        "--sweep-output",
+        default="runs/sweep",
+        help="Folder for the runs and sweep.{md,json}.",
+    )
+    _add_config_flags(sweep, FinetuneConfig)
 
 
 def _add_generate(sub):
@@ -309,6 +406,7 @@ def main(argv=None):
             output = args.pop("compare_output")
             full_lr = args.pop("full_learning_rate")
             reuse = args.pop("reuse")
+            seeds = args.pop("seeds")
             options, source = _options(args)
             fuse = options.pop("fuse", None)
             config, adapter_options = FinetuneConfig.split_options(options)
@@ -320,6 +418,26 @@ def main(argv=None):
                 reuse,
                 adapter_options,
                 fuse,
+                seeds,
+            )
+            return 0
+        if command == "sweep":
+            from tf_adapters.pipeline import run_sweep
+
+            methods = args.pop("methods")
+            output = args.pop("sweep_output")
+            reuse, seeds = args.pop("reuse"), args.pop("seeds")
+            grid = {}
+            for method, option, values in args.pop("grid") or ():
+                grid.setdefault(method, {})[option] = values
+            options, source = _options(args)
+            run_sweep(
+                FinetuneConfig.from_dict(options, source),
+                methods,
+                grid,
+                output,
+                reuse,
+                seeds,
             )
             return 0
         if command == "generate":
@@ -349,6 +467,12 @@ def main(argv=None):
     except ModuleNotFoundError as e:
         print(f"tf-adapters {command}: error: {e}", file=sys.stderr)
         return 2
+    except SaveError as e:
+        print(f"tf-adapters {command}: error: {e}", file=sys.stderr)
+        return EXIT_SAVE_FAILED
+    except TrainingInterrupted as e:
+        print(f"tf-adapters {command}: interrupted: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _options(args):

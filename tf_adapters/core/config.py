@@ -20,6 +20,11 @@ class AdapterConfig:
     """
 
     method: ClassVar[str] = ""
+    #: Adam learning rate of a run that sets none (`--learning-rate`
+    #: unset): the winner of `tf-adapters sweep` for the method on the
+    #: built-in sentiment task (docs/sweep.md). Read it with
+    #: `default_learning_rate()`, which a method may refine per variant.
+    learning_rate: ClassVar[float] = 1e-3
 
     trainable_layers: list | None = None
 
@@ -31,6 +36,11 @@ class AdapterConfig:
 
     def validate(self):
         """Checks method-specific fields; raises `ValueError`/`TypeError`."""
+
+    def default_learning_rate(self):
+        """The Adam learning rate a run trains this adapter with when it
+        sets none (the class's `learning_rate`)."""
+        return self.learning_rate
 
     def to_dict(self):
         return {"method": self.method, **dataclasses.asdict(self)}

@@ -1,10 +1,18 @@
 """Reading JSONL / CSV / TXT files into records, with errors that name the
-file and line and say what to do."""
+file and line and say what to do.
+
+Bad content (bytes that are not UTF-8, a line that is not one JSON object
+or repeats a key, a CSV row of the wrong width or a cell beyond the CSV
+module's limit, a missing field) is a `CorruptFileError`, a `ValueError`.
+"""
 
 import csv
 import io
-import json
 import os
+
+from tf_adapters.core.integrity import CorruptFileError
+from tf_adapters.core.integrity import json_type
+from tf_adapters.core.integrity import parse_json
 
 
 def _lines(path):
@@ -18,29 +26,31 @@ def _lines(path):
             try:
                 text = line.decode("utf-8").rstrip("\n").rstrip("\r")
             except UnicodeDecodeError as e:
-                raise ValueError(
+                raise CorruptFileError(
                     f"{path}:{number}: bytes that are not UTF-8 ({e.reason} "
                     f"at byte {e.start}); re-save the file as UTF-8."
                 ) from None
             any_text = any_text or bool(text.strip())
             yield number, text
     if not any_text:
-        raise ValueError(f"{path} is empty; it must hold at least one record.")
+        raise CorruptFileError(
+            f"{path} is empty; it must hold at least one record."
+        )
 
 
 def _check_fields(path, number, record, fields):
     for field in fields:
         value = record.get(field)
         if value is None:
-            raise ValueError(
+            raise CorruptFileError(
                 f"{path}:{number}: missing field {field!r} (found "
                 f"{sorted(record)}); add it or choose the field names with "
                 "the --text-field / --label-field options."
             )
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ValueError(
+            raise CorruptFileError(
                 f"{path}:{number}: field {field!r} must be a string or a "
-                f"number, not {type(value).__name__}."
+                f"number, not {json_type(value)}."
             )
 
 
@@ -51,15 +61,15 @@ def read_jsonl(path, fields):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"{path}:{number}: not valid JSON ({e.msg}); each line must "
-                "be one JSON object."
+            record = parse_json(line)
+        except (ValueError, RecursionError) as e:
+            raise CorruptFileError(
+                f"{path}:{number}: not valid JSON ({getattr(e, 'msg', e)}); "
+                "each line must be one JSON object, each key once."
             ) from None
         if not isinstance(record, dict):
-            raise ValueError(
-                f"{path}:{number}: a JSON {type(record).__name__}, not an "
+            raise CorruptFileError(
+                f"{path}:{number}: a JSON {json_type(record)}, not an "
                 "object; each line must be one JSON object."
             )
         _check_fields(path, number, record, fields)
@@ -71,10 +81,20 @@ def read_csv(path, fields):
     """A CSV file with a header row naming the fields."""
     text = "\n".join(line for _, line in _lines(path))
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _csv_records(path, reader, fields)
+    except csv.Error as e:
+        raise CorruptFileError(
+            f"{path}:{reader.line_num}: not valid CSV ({e}); quote cells "
+            "that hold commas, quotes or line breaks."
+        ) from None
+
+
+def _csv_records(path, reader, fields):
     header = reader.fieldnames or []
     missing = [f for f in fields if f not in header]
     if missing:
-        raise ValueError(
+        raise CorruptFileError(
             f"{path}:1: missing column {missing[0]!r} in the header "
             f"{header}; rename the column or choose the field names with "
             "the --text-field / --label-field options."
@@ -85,7 +105,7 @@ def read_csv(path, fields):
         if None in row or any(row[f] is None for f in fields):
             cells = sum(v is not None for k, v in row.items() if k is not None)
             cells += len(row.get(None, []))
-            raise ValueError(
+            raise CorruptFileError(
                 f"{path}:{number}: {cells} cells where the header has "
                 f"{len(header)}; quote cells that hold commas."
             )

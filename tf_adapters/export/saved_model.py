@@ -9,14 +9,13 @@ leaves a half-written version for TF Serving to pick up.
 
 import contextlib
 import os
-import shutil
-import tempfile
 
 import keras
 import keras_hub
 import tensorflow as tf
 
 from tf_adapters.compat.export import new_export_archive
+from tf_adapters.core.atomic import atomic_directory
 from tf_adapters.core.routing import route_by_example
 from tf_adapters.core.routing import route_by_weights
 from tf_adapters.core.state import get_state
@@ -34,7 +33,9 @@ def next_version(model_dir):
 
 
 def write_versioned(archive, export_dir, name, version=None):
-    """Writes `archive` as `export_dir/name/<version>/`, atomically."""
+    """Writes `archive` as `export_dir/name/<version>/`, atomically: a
+    failed write (a full disk raises `SaveError`) leaves no folder behind
+    and the other versions as they were."""
     if not isinstance(name, str) or not name or os.sep in name:
         raise ValueError(
             f"`name` must be a folder name (no '{os.sep}'). Received: {name!r}."
@@ -51,14 +52,10 @@ def write_versioned(archive, export_dir, name, version=None):
             f"{final} already exists; versions are never overwritten. Omit "
             "`version` to write the next free one."
         )
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
-    try:
+    # The temporary folder's name starts with a dot: TF Serving only loads
+    # integer-named versions. A full disk raises `SaveError`.
+    with atomic_directory(final, overwrite=False) as tmp:
         archive.write_out(tmp, verbose=False)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

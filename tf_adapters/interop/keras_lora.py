@@ -27,6 +27,7 @@ from tf_adapters.core.einsum_spec import EinsumSpec
 from tf_adapters.core.layer_paths import PROJECTIONS
 from tf_adapters.core.layer_paths import iter_slots
 from tf_adapters.core.validation import check_weight_arrays
+from tf_adapters.interop.lora_h5 import read_lora_h5
 from tf_adapters.methods.lora import LoraConfig
 from tf_adapters.methods.prompt_tuning.prompt_embedding import PromptEmbedding
 
@@ -121,29 +122,7 @@ def block_lora(a, b, spec):
 
 
 def _read_file(path):
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            rank = int(f["lora/vars/rank"][()])
-            factors = {}
-            for key in f["lora"]:
-                if key == "vars":
-                    continue
-                if not key.isdigit():
-                    raise ValueError(f"unexpected group 'lora/{key}'")
-                group = f[f"lora/{key}/vars"]
-                factors[int(key)] = (
-                    np.asarray(group["lora_kernel_a"], "float32"),
-                    np.asarray(group["lora_kernel_b"], "float32"),
-                )
-    except (OSError, KeyError, ValueError, TypeError) as e:
-        raise ValueError(
-            f"{path} is not a readable keras-hub LoRA file (written by "
-            f"`Backbone.save_lora_weights`): {e}."
-        ) from None
-    if rank < 1 or not factors:
-        raise ValueError(f"{path} holds no LoRA layers (rank {rank}).")
+    rank, factors = read_lora_h5(path)
     for index, (a, b) in factors.items():
         check_weight_arrays(path, {f"lora/{index}/a": a, f"lora/{index}/b": b})
     return rank, factors

@@ -16,8 +16,12 @@ import re
 
 import numpy as np
 
+from tf_adapters.core import safetensors_file
+from tf_adapters.core.integrity import load_json
 from tf_adapters.core.layer_paths import iter_slots
 from tf_adapters.core.validation import check_weight_arrays
+from tf_adapters.interop.peft_config import CONFIG_FILE
+from tf_adapters.interop.peft_config import read_peft_config
 from tf_adapters.interop.peft_lora import lora_to_peft
 from tf_adapters.interop.peft_lora import read_lora
 from tf_adapters.interop.peft_modules import PREFIX
@@ -33,10 +37,9 @@ from tf_adapters.methods.lora import LoraConfig
 from tf_adapters.methods.prompt_tuning import PromptTuningConfig
 from tf_adapters.models.hf_names import prompt_row_scale
 
-CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PICKLED_WEIGHTS_FILE = "adapter_model.bin"
-METHODS = ("LORA", "IA3", "PROMPT_TUNING")
+_ADVICE = "Save the adapter again with PEFT, or copy the folder again"
 
 # Fields that do not change what a loaded adapter computes (documentation,
 # initialisation, training-time bookkeeping).
@@ -80,17 +83,22 @@ _READ = {
 
 
 def is_peft_folder(path):
-    """Whether `path` is a folder holding a PEFT `adapter_config.json`
-    (one with a `peft_type`)."""
-    config_path = os.path.join(str(path), CONFIG_FILE)
-    if not os.path.isfile(config_path):
+    """Whether `path` is a folder holding a PEFT adapter: an
+    `adapter_config.json` with a `peft_type`, or (whatever that file
+    holds) PEFT's weights and no tf_adapters weights."""
+    folder = str(path)
+    if not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
         return False
+    if any(
+        os.path.isfile(os.path.join(folder, name))
+        for name in (WEIGHTS_FILE, PICKLED_WEIGHTS_FILE)
+    ) and not os.path.isfile(os.path.join(folder, "adapter_weights.npz")):
+        return True
     try:
-        with open(config_path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
+        meta = load_json(os.path.join(folder, CONFIG_FILE), "", "")
+    except ValueError:
         return False
-    return isinstance(meta, dict) and "peft_type" in meta
+    return "peft_type" in meta
 
 
 def read_peft_adapter(path, backbone):
@@ -101,10 +109,11 @@ def read_peft_adapter(path, backbone):
         array}` keyed as in tf_adapters checkpoints.
 
     Raises:
+        CorruptFileError: a damaged or inconsistent file, naming it.
         ValueError: naming the option, module, tensor or shape that cannot
-            be represented exactly, or the file that cannot be read.
+            be represented exactly.
     """
-    meta = _read_config(path)
+    meta = read_peft_config(path)
     method = meta["peft_type"]
     _refuse_unknown_options(path, meta, method)
     tensors = _read_tensors(path)
@@ -131,26 +140,6 @@ def read_peft_adapter(path, backbone):
     if method == "LORA":
         return read_lora(path, meta, modules, targets, backbone)
     return _read_ia3(path, meta, modules, targets)
-
-
-def _read_config(path):
-    config_path = os.path.join(str(path), CONFIG_FILE)
-    try:
-        with open(config_path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(
-            f"{config_path} cannot be read as JSON: {e}."
-        ) from None
-    if not isinstance(meta, dict) or "peft_type" not in meta:
-        raise ValueError(f"{config_path} is not a PEFT adapter config.")
-    method = meta["peft_type"]
-    if method not in METHODS:
-        raise ValueError(
-            f"{config_path}: PEFT method {method!r} is not supported; "
-            f"tf_adapters reads {list(METHODS)}."
-        )
-    return meta
 
 
 def _is_default(value):
@@ -185,16 +174,10 @@ def _read_tensors(path):
                 f"{WEIGHTS_FILE}."
             )
         raise FileNotFoundError(f"{weights} not found.")
-    from safetensors import safe_open
-
-    try:
-        with safe_open(weights, framework="np") as f:
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except Exception as e:  # safetensors raises its own SafetensorError
-        raise ValueError(
-            f"{weights} is not a readable safetensors file ({e}); it may be "
-            "truncated or corrupt: copy it again."
-        ) from None
+    header = safetensors_file.read_header(
+        weights, "PEFT adapter weights", _ADVICE
+    )
+    tensors = safetensors_file.read_tensors(header)
     check_weight_arrays(weights, tensors)
     return tensors
 

@@ -2,12 +2,13 @@
 convert itself (OPT, GPT-NeoX, Phi-3): the backbone from
 `tf_adapters.models.hf_convert`, the tokenizer from the folder's files."""
 
-import json
 import logging
 import os
 
 import keras_hub
 
+from tf_adapters.core.integrity import corrupt
+from tf_adapters.core.integrity import load_json
 from tf_adapters.models.hf_convert import convert_hf_backbone
 from tf_adapters.models.hf_fixes import hf_config
 
@@ -69,15 +70,33 @@ def _tokenizer(folder, cls):
     path = os.path.join(folder, "tokenizer.json")
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        model = json.load(f).get("model", {})
-    if model.get("type") != "BPE":
+    what, advice = "Hugging Face tokenizer", "Download or copy it again"
+    model = load_json(path, what, advice).get("model")
+    kind = model.get("type") if isinstance(model, dict) else None
+    if kind != "BPE":
         raise ValueError(
-            f"{path} holds a {model.get('type')!r} tokenizer; "
-            f"{cls.__name__} is byte-level BPE."
+            f"{path} holds a {kind!r} tokenizer; {cls.__name__} is "
+            "byte-level BPE."
         )
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    return _build(cls, folder, vocabulary=model["vocab"], merges=merges)
+    vocab, merges = model.get("vocab"), model.get("merges")
+    if not (
+        isinstance(vocab, dict)
+        and all(isinstance(i, int) for i in vocab.values())
+        and isinstance(merges, list)
+        and all(_is_merge(m) for m in merges)
+    ):
+        raise corrupt(
+            path, what, "lacks a BPE `vocab` and `merges` table", advice
+        )
+    merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
+    return _build(cls, folder, vocabulary=vocab, merges=merges)
+
+
+def _is_merge(merge):
+    """A merge as `"a b"` or `["a", "b"]`."""
+    if isinstance(merge, list):
+        return len(merge) == 2 and all(isinstance(m, str) for m in merge)
+    return isinstance(merge, str)
 
 
 def _build(cls, folder, **kwargs):

@@ -14,6 +14,7 @@ import os
 import keras_hub
 
 from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.core.locking import file_lock
 from tf_adapters.models.gguf import llama_classes  # noqa: F401 (registers)
 from tf_adapters.models.hf_causal_lm import hf_causal_lm
 from tf_adapters.models.hf_convert import MODEL_TYPES
@@ -67,7 +68,10 @@ def gguf_preset(path, cache=None):
 
     Converts on the first call and caches under `cache` (default
     `cache_dir()`); later calls reuse the folder while its stamp matches the
-    file's SHA-256 and the converter version. Written atomically.
+    file's SHA-256 and the converter version. Written atomically, so no
+    half-written preset is ever visible; a process that finds another one
+    converting the same file waits for it (a lock file beside the folder)
+    and reuses its preset.
     """
     from tf_adapters.models.gguf.convert import convert_gguf
 
@@ -78,10 +82,17 @@ def gguf_preset(path, cache=None):
     if _read_stamp(preset) == stamp:
         log.info("Using cached preset %s", preset)
         return preset
-    with atomic_directory(preset, marker=STAMP_FILE) as tmp:
-        convert_gguf(path).save_to_preset(tmp)
-        with open(os.path.join(tmp, STAMP_FILE), "w") as f:
-            json.dump(stamp, f)
+    # Runs started at once on an empty cache: one converts, the others wait
+    # for it here and then reuse its preset.
+    waiting = f"Another process is converting {path} into {preset}"
+    with file_lock(preset + ".lock", waiting):
+        if _read_stamp(preset) == stamp:
+            log.info("Using the preset another process converted: %s", preset)
+            return preset
+        with atomic_directory(preset, marker=STAMP_FILE) as tmp:
+            convert_gguf(path).save_to_preset(tmp)
+            with open(os.path.join(tmp, STAMP_FILE), "w") as f:
+                json.dump(stamp, f)
     log.info("Cached the converted preset in %s", preset)
     return preset
 

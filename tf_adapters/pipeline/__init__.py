@@ -1,7 +1,8 @@
 """The application layer: the article's pipeline as stages, and the jobs
 the `tf-adapters` command runs (finetune, evaluate, compare, generate,
-export, convert, demo). The CLI depends on this package only."""
+export, convert, demo, sweep). The CLI depends on this package only."""
 
+from tf_adapters.core.atomic import SaveError
 from tf_adapters.core.validation import base_type
 from tf_adapters.pipeline.compare import COMPARE_METHODS
 from tf_adapters.pipeline.compare import DEFAULT_METHODS
@@ -14,12 +15,20 @@ from tf_adapters.pipeline.evaluate import run_evaluate
 from tf_adapters.pipeline.export import run_export
 from tf_adapters.pipeline.finetune import run_finetune
 from tf_adapters.pipeline.generate import run_generate
+from tf_adapters.pipeline.sweep import GRID
+from tf_adapters.pipeline.sweep import SWEEP_METHODS
+from tf_adapters.pipeline.sweep import run_sweep
+from tf_adapters.training.preemption import TrainingInterrupted
 
 __all__ = [
     "COMPARE_METHODS",
     "DEFAULT_METHODS",
     "FULL_LEARNING_RATE",
     "FinetuneConfig",
+    "GRID",
+    "SWEEP_METHODS",
+    "SaveError",
+    "TrainingInterrupted",
     "base_type",
     "run_compare",
     "run_convert",
@@ -28,4 +37,5 @@ __all__ = [
     "run_export",
     "run_finetune",
     "run_generate",
+    "run_sweep",
 ]

@@ -17,8 +17,12 @@ import subprocess
 import sys
 
 from tf_adapters.core.atomic import atomic_write_text
+from tf_adapters.core.validation import check_int
 from tf_adapters.methods import registry
+from tf_adapters.pipeline import provenance
+from tf_adapters.pipeline.aggregate import seed_row
 from tf_adapters.pipeline.compare_report import write_outputs
+from tf_adapters.pipeline.config import BASELINE_LEARNING_RATES
 from tf_adapters.pipeline.config import SHORTCUTS
 from tf_adapters.pipeline.config import FinetuneConfig
 from tf_adapters.training.checkpointing import RESUMABLE
@@ -36,10 +40,10 @@ DEFAULT_METHODS = (
 )
 COMPARE_METHODS = ("linear_probe", "full", *registry.adapter_method_names())
 
-
-# Full fine-tuning moves every weight: it needs a far smaller learning rate
-# than adapters (1e-5 to 5e-5 is the usual range for LMs of this size).
-FULL_LEARNING_RATE = 3e-5
+# The frozen base's row in the tables.
+BASE_ROW = "frozen base (zero-shot)"
+# Full fine-tuning's default learning rate (one source: the config's).
+FULL_LEARNING_RATE = BASELINE_LEARNING_RATES["full"]
 
 
 def variants(
@@ -91,6 +95,7 @@ def variants(
     runs = [(label, {**plain, **overrides}) for label, overrides in runs]
     for _, overrides in runs:
         if overrides["method"] == "full":
+            # `--learning-rate` is the adapters'; full fine-tuning has its own.
             overrides["learning_rate"] = full_learning_rate
     return runs
 
@@ -103,6 +108,7 @@ def run_compare(
     reuse=False,
     adapter_options=None,
     fuse=None,
+    seeds=1,
 ):
     """Runs every method of the comparison; returns the result dict.
 
@@ -114,7 +120,8 @@ def run_compare(
         methods: list of str. Methods to compare.
         output: str. Folder for each run and the tables.
         full_learning_rate: float. Learning rate of the full fine-tuning
-            runs (the adapters use `config.learning_rate`).
+            runs (the adapters use `config.learning_rate`, or each its own
+            default when it is unset).
         reuse: bool. Keep the result of a run already in `output` whose
             options are the same (to finish an interrupted comparison, or
             add methods to one); others run again.
@@ -123,6 +130,10 @@ def run_compare(
             `bottleneck_size` to the bottlenecks), on top of `config`'s.
         fuse: list of str. Trained adapters' folders: adds a `fusion` row
             (AdapterFusion over them, trained on this task).
+        seeds: int. Runs of each method, with seeds `config.seed` to
+            `config.seed + seeds - 1` (adapter initialization and batch
+            order; the test split is `config.split_seed`'s for all). Rows
+            give the mean ± standard deviation and each seed's value.
     """
     unknown = [m for m in methods if m not in COMPARE_METHODS]
     if unknown or not methods:
@@ -137,13 +148,15 @@ def run_compare(
     template = dataclasses.replace(
         config, adapter=None, **dict.fromkeys(SHORTCUTS)
     )
+    check_int("seeds", seeds, minimum=1)
     runs = variants(template, methods, full_learning_rate, shared, fuse)
-    configs = _run_configs(template, runs, options, output)
-    reports = _run_all(configs, output, reuse)
-    rows = _rows(reports)
+    configs = run_configs(template, runs, options, output, seeds)
+    reports = run_all(configs, reuse)
+    rows = rows_of(reports)
     if not any("error" not in r for r in rows):
         raise RuntimeError(f"Every run failed; see the logs in {output}.")
-    first = next(r for _, r in reports if r is not None)
+    first = next(r for _, _, r in reports if r is not None)
+    seed_list = list(range(config.seed, config.seed + seeds))
     result = {
         "task": config.task,
         "model": config.model,
@@ -154,10 +167,17 @@ def run_compare(
         "batch_size": config.batch_size,
         "sequence_length": config.sequence_length,
         "seed": config.seed,
+        "seeds": seed_list,
+        "split_seed": config.split_seed,
         "learning_rate": config.learning_rate,
         "full_learning_rate": full_learning_rate,
         "test_examples": first["test_examples"],
         "rows": rows,
+        "reproduce": provenance.reproduce(
+            config,
+            first.get("reproduce", {}).get("data_sha256"),
+            command=_command(methods, seeds, fuse),
+        ),
     }
     write_outputs(result, output)
     return result
@@ -175,51 +195,79 @@ def _base_run(config, runs):
     )
 
 
-def _run_configs(config, runs, options, output):
-    """`[(label, FinetuneConfig)]`, all validated before anything runs."""
+def _command(methods, seeds, fuse):
+    parts = ["tf-adapters compare --methods", *methods]
+    if seeds > 1:
+        parts += ["--seeds", str(seeds)]
+    if fuse:
+        parts += ["--fuse", *fuse]
+    return " ".join(parts) + " (plus the options in `options`)"
+
+
+def run_configs(config, runs, options, output, seeds=1):
+    """`[(label, seed, FinetuneConfig)]`, all validated before anything
+    runs: each run of `runs` once per seed, in `output/LABEL` (one seed)
+    or `output/LABEL/seed-S`. Only the first seed's base run evaluates
+    the frozen base (the test split does not depend on the seed)."""
     base_run = _base_run(config, runs)
     configs = []
     for i, (label, overrides) in enumerate(runs):
         changes = {k: v for k, v in overrides.items() if k != "method"}
-        run_config = config.for_method(
-            overrides["method"],
-            options,
-            **changes,
-            output=os.path.join(output, label),
-            export=False,
-            evaluate_base=(i == base_run),
-            # One epoch: no training-state saves inside the timed steps.
-            checkpoint_every=config.steps,
-        )
-        configs.append((label, run_config))
+        options_here = {**options, **changes.pop("adapter_options", {})}
+        for k in range(seeds):
+            seed = config.seed + k
+            folder = os.path.join(output, label)
+            if seeds > 1:
+                folder = os.path.join(folder, f"seed-{seed}")
+            run_config = config.for_method(
+                overrides["method"],
+                options_here,
+                **changes,
+                seed=seed,
+                output=folder,
+                export=False,
+                evaluate_base=(i == base_run and k == 0),
+                # One epoch: no training-state saves inside the timed steps.
+                checkpoint_every=config.steps,
+            )
+            configs.append((label, seed, run_config))
     return configs
 
 
-def _run_all(configs, output, reuse):
-    """`[(label, report or None)]`: each run in its own process (or its
-    earlier result, with `reuse`)."""
+def run_all(configs, reuse):
+    """`[(label, seed, report or None)]`: each run in its own process (or
+    its earlier result, with `reuse`)."""
     reports = []
-    for label, run_config in configs:
+    for label, seed, run_config in configs:
         run_dir = run_config.output
         report = _reused(run_config, run_dir) if reuse else None
         if report is None:
             report = _run_child(run_config, run_dir, label)
         else:
             log.info("compare: reusing %s", run_dir)
-        reports.append((label, report))
+        reports.append((label, seed, report))
     return reports
 
 
-def _rows(reports):
-    """Table rows: the frozen base first (if evaluated), then each run."""
+def grouped(reports):
+    """`{label: [(seed, report or None)]}`, in the runs' order."""
+    groups = {}
+    for label, seed, report in reports:
+        groups.setdefault(label, []).append((seed, report))
+    return groups
+
+
+def rows_of(reports, split="adapted"):
+    """Table rows: the frozen base first (if evaluated), then one row per
+    label with its seeds aggregated (`aggregate.seed_row`); `split` is the
+    report's metrics to use (`"adapted"`: test, or `"validation"`)."""
     rows = []
-    for label, report in reports:
-        if report is None:
-            rows.append({"method": label, "error": True})
-            continue
-        if report["base"] is not None:
-            rows.insert(0, _base_row(report))
-        rows.append(_row(label, report))
+    base_key = "base" if split == "adapted" else "base_validation"
+    for label, runs in grouped(reports).items():
+        for _, report in runs:
+            if report is not None and report.get(base_key) is not None:
+                rows.insert(0, _base_row(report, base_key))
+        rows.append(seed_row(label, runs, lambda r: r[split]))
     return rows
 
 
@@ -269,7 +317,7 @@ def _run_child(run_config, run_dir, label):
     atomic_write_text(
         config_path, json.dumps(dataclasses.asdict(run_config), indent=2)
     )
-    log.info("compare: running %s", label)
+    log.info("compare: running %s (seed %d)", label, run_config.seed)
     report_path = os.path.join(run_dir, "report.json")
     if os.path.exists(report_path):
         os.remove(report_path)
@@ -299,32 +347,18 @@ def _run_child(run_config, run_dir, label):
         return json.load(f)
 
 
-def _base_row(report):
+def _base_row(report, key="base"):
     return {
-        "method": "frozen base (zero-shot)",
-        "metric": report["base"][report["metric"]],
-        "metrics": _numbers(report["base"]),
+        "method": BASE_ROW,
+        "metric": report[key][report["metric"]],
+        "metric_std": 0.0,
+        "metrics": _numbers(report[key]),
         "trainable_params": 0,
         "trainable_percent": 0.0,
         "train_seconds": 0.0,
         "step_seconds": None,
         "peak_rss_mb": None,
         "checkpoint_bytes": 0,
-    }
-
-
-def _row(label, report):
-    return {
-        "method": label,
-        "metric": report["adapted"][report["metric"]],
-        "metrics": _numbers(report["adapted"]),
-        "trainable_params": report["trainable_params"],
-        "trainable_percent": report["trainable_percent"],
-        "train_seconds": report["train_seconds"],
-        "step_seconds": report["step_seconds_median"],
-        "first_step_seconds": report["first_step_seconds"],
-        "peak_rss_mb": report["peak_rss_mb"],
-        "checkpoint_bytes": report["checkpoint_bytes"],
     }
 
 

@@ -21,21 +21,33 @@ def write_outputs(result, output):
     print(table)
 
 
+def metric_text(row):
+    """`0.853` for one seed, `0.853 ± 0.006` (mean ± std) for several."""
+    if len(row.get("seeds") or ()) > 1:
+        return f"{row['metric']:.3f} ± {row['metric_std']:.3f}"
+    return f"{row['metric']:.3f}"
+
+
 def markdown_table(result):
     metric = result["metric"]
+    seeds = result.get("seeds") or [result["seed"]]
+    shown = f"{metric} (mean ± std)" if len(seeds) > 1 else metric
     lines = [
-        f"| method | {metric} | trainable params | trainable % | train s "
-        "| s/step (median) | peak RSS MiB | checkpoint |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| method | {shown} | learning rate | trainable params "
+        "| trainable % | train s | s/step (median) | peak RSS MiB "
+        "| checkpoint |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         if row.get("error"):
-            lines.append(f"| {row['method']} | failed | | | | | | |")
+            lines.append(f"| {row['method']} | failed | | | | | | | |")
             continue
         step = row["step_seconds"]
         rss = row["peak_rss_mb"]
+        rate = row.get("learning_rate")
         lines.append(
-            f"| {row['method']} | {row['metric']:.3f} "
+            f"| {row['method']} | {metric_text(row)} "
+            f"| {'-' if rate is None else f'{rate:g}'} "
             f"| {row['trainable_params']:,} "
             f"| {row['trainable_percent']:.4f} "
             f"| {row['train_seconds']:.1f} "
@@ -43,15 +55,44 @@ def markdown_table(result):
             f"| {'-' if rss is None else f'{rss:,}'} "
             f"| {_size(row['checkpoint_bytes'])} |"
         )
+    seed_text = (
+        f"seeds {seeds[0]}-{seeds[-1]} (mean ± sample standard deviation "
+        "over them)"
+        if len(seeds) > 1
+        else f"seed {seeds[0]}"
+    )
     lines.append(
         f"\n{result['task']} on {result['data']} with {result['model']}: "
         f"{result['steps']} steps × batch {result['batch_size']} × "
-        f"{result['sequence_length']} tokens, seed {result['seed']}, "
-        f"{result['test_examples']} test examples; Adam, learning rate "
-        f"{result['learning_rate']:g} ({result['full_learning_rate']:g} for "
-        "full fine-tuning)."
+        f"{result['sequence_length']} tokens, {seed_text}, "
+        f"{result['test_examples']} test examples (split seed "
+        f"{result.get('split_seed', 0)}); Adam at each row's learning rate."
     )
+    if len(seeds) > 1:
+        lines += ["", *per_seed_table(result["rows"], seeds, metric)]
     return "\n".join(lines)
+
+
+def per_seed_table(rows, seeds, metric):
+    """Each seed's headline metric, one row per method."""
+    lines = [
+        f"| method ({metric}) | "
+        + " | ".join(f"seed {s}" for s in seeds)
+        + " | mean ± std |",
+        "|---|" + "---:|" * (len(seeds) + 1),
+    ]
+    for row in rows:
+        if row.get("error") or not row.get("per_seed"):
+            continue
+        values = [
+            "failed" if v is None else f"{v:.3f}" for v in row["per_seed"]
+        ]
+        lines.append(
+            f"| {row['method']} | "
+            + " | ".join(values)
+            + f" | {metric_text(row)} |"
+        )
+    return lines
 
 
 def _size(n):
@@ -76,7 +117,8 @@ def plot_comparison(result, path):
         1, 2, figsize=(11, 0.45 * len(rows) + 1.6), sharey=True
     )
     values = [r["metric"] for r in rows]
-    left.barh(names, values, color="tab:blue")
+    errors = [r.get("metric_std", 0.0) for r in rows]
+    left.barh(names, values, xerr=errors, color="tab:blue")
     for y, value in enumerate(values):
         left.text(value, y, f" {value:.3f}", va="center", fontsize=8)
     left.set_xlim(0, max(values) * 1.15)

@@ -1,17 +1,16 @@
 """The main job's options: one dataclass, one field per CLI flag."""
 
 import dataclasses
-import json
 import os
 
-import yaml
-
+from tf_adapters.core.config_file import read_config_file
 from tf_adapters.core.validation import build_dataclass
 from tf_adapters.core.validation import check_choice
 from tf_adapters.core.validation import check_field_types
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
 from tf_adapters.methods import registry
+from tf_adapters.methods.fusion.config import FusionConfig
 from tf_adapters.pipeline.fusion import check_fuse
 from tf_adapters.training.distribution import STRATEGIES
 
@@ -20,6 +19,32 @@ ADAPTERS = registry.adapter_method_names()
 METHODS = ADAPTERS + ("fusion", "full", "linear_probe")
 TASKS = ("classification", "causal_lm", "prompt_response", "translation")
 SHORTCUTS = registry.SHORTCUT_OPTIONS
+# Default learning rates of the runs that add no adapter by a method name
+# (the adapters' own are their configs' `default_learning_rate()`), chosen
+# by `tf-adapters sweep` like the adapters' (docs/sweep.md). Full
+# fine-tuning moves every weight and needs a far smaller rate.
+BASELINE_LEARNING_RATES = {
+    "full": 3e-5,
+    "linear_probe": 1e-3,
+    "fusion": FusionConfig.learning_rate,
+}
+
+
+def default_learning_rate(method, adapter=None):
+    """The learning rate a run of `method` uses when it sets none: the
+    adapter config's `default_learning_rate()` (`adapter`, or the method's
+    config with its defaults), or `BASELINE_LEARNING_RATES`.
+
+    Example:
+    >>> from tf_adapters.pipeline.config import default_learning_rate
+    >>> default_learning_rate("full")
+    3e-05
+    """
+    if method in BASELINE_LEARNING_RATES:
+        return BASELINE_LEARNING_RATES[method]
+    if adapter is None:
+        adapter = registry.make_adapter_config(method, {})
+    return adapter.default_learning_rate()
 
 
 def _field(default, help, **kwargs):
@@ -86,7 +111,9 @@ class FinetuneConfig:
             `"linear_probe"`. Defaults to `"lora"`.
         steps: int. Training steps. Defaults to `48`.
         batch_size: int. Global batch size. Defaults to `16`.
-        learning_rate: float. Adam learning rate. Defaults to `1e-3`.
+        learning_rate: float. Adam learning rate. Defaults to `None`: the
+            method's own (`default_learning_rate`, chosen by a recorded
+            sweep; see `effective_learning_rate()`).
         loraplus_lr_ratio: float. LoRA+ (`tfa.loraplus_optimizer`): LoRA's
             `B` matrices train with `learning_rate` times this (e.g. 16);
             `method="lora"` only. Defaults to `None` (off).
@@ -221,7 +248,16 @@ class FinetuneConfig:
     )
     steps: int = _field(48, "Training steps.")
     batch_size: int = _field(16, "Batch size.")
-    learning_rate: float = _field(1e-3, "Adam learning rate.")
+    learning_rate: float | None = _field(
+        None,
+        "Adam learning rate. Unset: the method's default, the winner of "
+        "the recorded sweep (docs/sweep.md): "
+        + ", ".join(
+            f"{m} {default_learning_rate(m):g}"
+            for m in (*registry.adapter_method_names(variants=False), "full")
+        )
+        + ".",
+    )
     loraplus_lr_ratio: float | None = _field(
         None,
         "LoRA+ (Hayou et al. 2024): LoRA's B matrices train with "
@@ -235,7 +271,16 @@ class FinetuneConfig:
     max_new_tokens: int = _field(
         32, "prompt_response/translation: tokens generated per test answer."
     )
-    seed: int = _field(0, "Seed of splits, shuffling and initialization.")
+    seed: int = _field(
+        0,
+        "Seed of the adapter's initialization, dropout and batch order "
+        "(compare --seeds N runs seeds SEED..SEED+N-1).",
+    )
+    split_seed: int = _field(
+        0,
+        "Seed of the train / validation / test split; separate from --seed "
+        "so that runs with different seeds score the same test examples.",
+    )
     checkpoint_every: int = _field(
         0,
         "Save the training state (trainable weights and optimizer) every N "
@@ -316,6 +361,7 @@ class FinetuneConfig:
         check_int("test_size", self.test_size, minimum=1)
         check_int("validation_size", self.validation_size, minimum=0)
         check_int("seed", self.seed, minimum=0)
+        check_int("split_seed", self.split_seed, minimum=0)
         check_int("max_new_tokens", self.max_new_tokens, minimum=1)
         check_int("checkpoint_every", self.checkpoint_every, minimum=0)
         if self.checkpoint_every and self.steps % self.checkpoint_every:
@@ -324,9 +370,10 @@ class FinetuneConfig:
                 f"`steps` ({self.steps})."
             )
         self.l2sp = check_float("l2sp", self.l2sp, 0)
-        self.learning_rate = check_float(
-            "learning_rate", self.learning_rate, 0, strict_min=True
-        )
+        if self.learning_rate is not None:
+            self.learning_rate = check_float(
+                "learning_rate", self.learning_rate, 0, strict_min=True
+            )
         self._check_loraplus()
         if self.resume and self.restart:
             raise ValueError(
@@ -401,6 +448,21 @@ class FinetuneConfig:
                 f"not {self.method}; pass --method {found}."
             )
 
+    def effective_learning_rate(self):
+        """The learning rate this run trains with: `learning_rate`, or the
+        method's default when it is unset.
+
+        Example:
+        >>> import tf_adapters as tfa
+        >>> tfa.FinetuneConfig(method="full").effective_learning_rate()
+        3e-05
+        >>> tfa.FinetuneConfig(learning_rate=0.01).effective_learning_rate()
+        0.01
+        """
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return default_learning_rate(self.method, self.adapter_config())
+
     def adapter_options(self):
         """The adapter options this run sets: `adapter`, plus the shortcut
         flags that are set."""
@@ -460,18 +522,7 @@ class FinetuneConfig:
 
     @classmethod
     def from_file(cls, path):
-        """Reads a YAML (`.yaml`/`.yml`) or JSON config file."""
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Config file {path} not found.")
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            if path.endswith((".yaml", ".yml")):
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path} cannot be parsed: {e}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} must hold a mapping of option: value.")
-        return data
+        """The options in a YAML (`.yaml`/`.yml`) or JSON config file, as a
+        mapping (`from_dict` builds the config); a file that is not one
+        mapping of options, each given once, is a `CorruptFileError`."""
+        return read_config_file(path)

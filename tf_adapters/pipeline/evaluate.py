@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from tf_adapters.checkpoint import load_adapter
+from tf_adapters.core.npz_file import load_npz
 from tf_adapters.pipeline import stages
 
 log = logging.getLogger("tf_adapters.evaluate")
@@ -34,8 +35,12 @@ def load_trained_weights(trainer, path):
             f"{head_file} holds a classification head; evaluate it with "
             "--task classification --head linear."
         )
-    with np.load(head_file, allow_pickle=False) as saved:
-        arrays = {k: saved[k] for k in saved.files}
+    arrays = load_npz(
+        head_file,
+        None,
+        "classification head weights",
+        "Train again to write it, or copy the weights folder again",
+    )
     variables = {v.name: v for v in head.weights}
     if sorted(arrays) != sorted(variables):
         raise ValueError(

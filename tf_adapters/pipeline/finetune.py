@@ -19,7 +19,9 @@ import keras
 import numpy as np
 
 from tf_adapters.core.atomic import atomic_write_text
+from tf_adapters.core.locking import folder_lock
 from tf_adapters.methods.adalora.truncate import adalora_ranks
+from tf_adapters.pipeline import provenance
 from tf_adapters.pipeline import stages
 from tf_adapters.training.distribution import is_chief
 from tf_adapters.training.distribution import make_strategy
@@ -55,9 +57,25 @@ def run_finetune(config):
     the `tf.distribute` strategy `config.strategy` names; with several
     workers only the chief writes the outputs.
 
+    On SIGTERM or SIGINT during training it finishes the running step,
+    saves the training state (`config.output/train_state`) and raises
+    `tfa.TrainingInterrupted`; the same config with `resume=True` then
+    ends with the weights an uninterrupted run has. One run at a time
+    uses `config.output`: its lock file `.tf_adapters.lock` records the
+    owner's pid, host and start time, and a lock left by a run that is no
+    longer running is taken over.
+
     Args:
         config: `tfa.FinetuneConfig`. What to train, on what, and where
             the results go.
+
+    Raises:
+        tfa.TrainingInterrupted: SIGTERM or SIGINT stopped training; the
+            training state is saved and `resume=True` continues.
+        FileExistsError: another running process uses `config.output`
+            (the message names it).
+        tfa.SaveError: a save failed because the disk is full; what was
+            saved before is intact.
 
     Returns:
         dict. The report, as written to `report.json`: the options, the
@@ -104,9 +122,11 @@ def run_finetune(config):
     state_dir = os.path.join(config.output, "train_state")
     with strategy.scope():
         if is_chief(strategy):
-            if config.restart:
-                move_aside(state_dir)
-            return _run(config, strategy, state_dir)
+            # One run per output folder; released however the run ends.
+            with folder_lock(config.output):
+                if config.restart:
+                    move_aside(state_dir)
+                return _run(config, strategy, state_dir)
         # Other workers train in step with the chief and write nothing the
         # user keeps; `--resume` reads the chief's training state (the
         # output directory must be on a file system all workers share).
@@ -172,7 +192,9 @@ def make_report(run, total_seconds):
         "steps": config.steps,
         "batch_size": config.batch_size,
         "sequence_length": config.sequence_length,
+        "learning_rate": config.effective_learning_rate(),
         "seed": config.seed,
+        "split_seed": config.split_seed,
         "strategy": config.strategy,
         "replicas": run.strategy.num_replicas_in_sync,
         "loss_curve": timer.losses,
@@ -185,9 +207,7 @@ def make_report(run, total_seconds):
         "final_train_loss": float(run.history.history["loss"][-1])
         if run.history.history.get("loss")
         else None,
-        "resumed_from_step": run.initial_epoch * run.per_epoch
-        if config.resume
-        else None,
+        "resumed_from_step": run.start_step if config.resume else None,
         "steps_run_here": len(timer.times),
         "test_examples": len(run.splits["test"]),
         # Texts cut to fit `sequence_length` (the text's end is cut, never
@@ -195,12 +215,23 @@ def make_report(run, total_seconds):
         "truncated": run.truncated,
         "base": run.base_metrics,
         "adapted": run.metrics,
+        # With --validation-size: the same metrics on the validation split
+        # (what `tf-adapters sweep` chooses by), else `None`.
+        "validation": run.validation_metrics,
+        "base_validation": run.base_validation,
         # AdaLoRA: each layer's rank after training (else `None`).
         "adalora_ranks": adalora_ranks(run.model),
         "checkpoint": run.checkpoint,
         "checkpoint_bytes": _directory_bytes(run.checkpoint),
         "saved_model": run.saved_model,
         "total_seconds": round(total_seconds, 1),
+        # Every option, the data's hash, versions and machine.
+        "reproduce": provenance.reproduce(
+            config,
+            run.records_sha256,
+            command="tf-adapters finetune --config FILE (FILE: `options` "
+            "as JSON or YAML)",
+        ),
     }
     return report
 

@@ -27,6 +27,7 @@ from tf_adapters.methods.adalora import AdaLoraConfig
 from tf_adapters.models.loading import load_base
 from tf_adapters.pipeline.fusion import add_fused
 from tf_adapters.pipeline.fusion import save_fused
+from tf_adapters.pipeline.provenance import records_sha256
 from tf_adapters.summary import trainable_summary
 from tf_adapters.tasks import get_task
 from tf_adapters.training.checkpointing import NonFiniteLoss
@@ -37,6 +38,8 @@ from tf_adapters.training.checkpointing import load_train_state
 from tf_adapters.training.checkpointing import plan_epochs
 from tf_adapters.training.l2sp import apply_l2sp
 from tf_adapters.training.loraplus import loraplus_optimizer
+from tf_adapters.training.preemption import StopOnSignal
+from tf_adapters.training.preemption import TrainingInterrupted
 
 log = logging.getLogger("tf_adapters.finetune")
 
@@ -53,16 +56,20 @@ class Run:
     trainer: object = None
     truncated: dict = None
     base_metrics: dict = None
+    base_validation: dict = None
+    records_sha256: str | None = None
     adapter_name: str | None = None
     fused: list = None  # --method fusion: the fused adapters' names
     summary: object = None
     timer: object = None
     history: object = None
+    start_step: int = 0  # steps done by the run this one resumes
     initial_epoch: int = 0
     per_epoch: int = 0
     train_seconds: float = 0.0
     checkpoint: str | None = None
     metrics: dict = None
+    validation_metrics: dict = None
     saved_model: str | None = None
 
     @property
@@ -98,6 +105,7 @@ def prepare(run):
     config = run.config
     run.task = get_task(config.task)
     records = run.task.load(config)
+    run.records_sha256 = records_sha256(records)
     run.splits = run.task.split(records, config)
     log.info(
         "splits: train %d, validation %d, test %d",
@@ -129,6 +137,7 @@ def evaluate_base(run):
     )
     log.info("evaluating the base model on the test split")
     run.base_metrics = run.task.evaluate(run.trainer, run.model, run.config)
+    run.base_validation = _validation(run)
 
 
 def adapt(run):
@@ -164,7 +173,7 @@ def adapt(run):
 def compile_for_training(run, resume_from):
     """Optimizer, loss and metrics; restores an interrupted run's state."""
     config = run.config
-    optimizer = keras.optimizers.Adam(config.learning_rate)
+    optimizer = keras.optimizers.Adam(config.effective_learning_rate())
     if config.loraplus_lr_ratio is not None:
         optimizer = loraplus_optimizer(optimizer, config.loraplus_lr_ratio)
         log.info("LoRA+: B at %g × the learning rate", config.loraplus_lr_ratio)
@@ -177,40 +186,51 @@ def compile_for_training(run, resume_from):
     )
     if config.resume:
         meta = load_train_state(run.trainer, resume_from, config)
-        run.initial_epoch = meta["epoch"]
+        run.start_step = meta["steps_done"]
         log.info(
             "resuming after step %d of %d", meta["steps_done"], config.steps
         )
 
 
 def train(run):
-    """`fit` for `config.steps` steps, checkpointing the training state."""
+    """`fit` for `config.steps` steps, checkpointing the training state;
+    on SIGTERM / SIGINT, stops after the running step, saves the state and
+    raises `TrainingInterrupted`."""
     config = run.config
     every = checkpoint_interval(config.steps, config.checkpoint_every)
     epochs, run.per_epoch = plan_epochs(config.steps, every)
-    guard = StopOnNonFinite(run.per_epoch)
+    # A run resumed mid-epoch trains whole epochs from there; the last one
+    # ends at `config.steps`, so the count of epochs is the same.
+    run.initial_epoch = run.start_step // run.per_epoch
+    guard = StopOnNonFinite(run.start_step)
     saver = TrainingCheckpoint(
-        run.state_dir, run.per_epoch, epochs, config, guard
+        run.state_dir, run.per_epoch, config.steps, config, guard
     )
     run.timer = StepTimer()
-    callbacks = [run.timer, guard, saver]
+    stop = StopOnSignal()
+    callbacks = [run.timer, guard, saver, stop]
     if run.adapter_name is not None:
         adapter = adapter_config(run.model, run.adapter_name)
         if isinstance(adapter, AdaLoraConfig):
             # AdaLoRA allocates its ranks after each step (timed with it).
             callbacks.insert(0, AdaLoraCallback(adapter))
     start = time.perf_counter()
-    run.history = run.trainer.fit(
-        training_data(run),
-        steps_per_epoch=run.per_epoch,
-        epochs=epochs,
-        initial_epoch=run.initial_epoch,
-        callbacks=callbacks,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+    with stop:
+        run.history = run.trainer.fit(
+            training_data(run),
+            steps_per_epoch=run.per_epoch,
+            epochs=epochs,
+            initial_epoch=run.initial_epoch,
+            callbacks=callbacks,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        if stop.received is not None and guard.bad_step is None:
+            saver.save()  # a second signal stops this write, not the state
     run.train_seconds = time.perf_counter() - start
     if guard.bad_step is not None:
         raise_non_finite(run, guard, saver)
+    if stop.received is not None:
+        raise_interrupted(run, stop, guard)
 
 
 def training_data(run):
@@ -223,7 +243,7 @@ def training_data(run):
         shuffle_seed=config.seed,
         repeat=True,
         drop_remainder=config.strategy == "tpu",  # static shapes on TPUs
-    ).skip(run.initial_epoch * run.per_epoch)
+    ).skip(run.start_step)
     if config.strategy != "default":
         # Each global batch is split across the replicas.
         data = run.strategy.experimental_distribute_dataset(data)
@@ -231,7 +251,7 @@ def training_data(run):
 
 
 def raise_non_finite(run, guard, saver):
-    last = saver.last_saved_step or run.initial_epoch * run.per_epoch
+    last = saver.last_saved_step or run.start_step
     kept = (
         f"the last good checkpoint (after step {last}) is in {run.state_dir}"
         if last
@@ -242,6 +262,20 @@ def raise_non_finite(run, guard, saver):
         f"{guard.bad_step}; training stopped and {kept}. Lower "
         "--learning-rate (or check the data) and run again; --resume "
         "continues from the checkpoint with the same options."
+    )
+
+
+def raise_interrupted(run, stop, guard):
+    name, steps = stop.received.name, run.config.steps
+    raise TrainingInterrupted(
+        f"{name} received: training stopped after step {guard.step} of "
+        f"{steps}, and the training state is saved in {run.state_dir}. To "
+        "continue, run again with the same options and --resume "
+        "(`resume=True`).",
+        step=guard.step,
+        steps=steps,
+        signal_name=name,
+        state_dir=run.state_dir,
     )
 
 
@@ -290,6 +324,18 @@ def save_trained_weights(trainer, path, head_only=False):
 def evaluate(run):
     """The adapted model on the same test split as the base."""
     run.metrics = run.task.evaluate(run.trainer, run.model, run.config)
+    run.validation_metrics = _validation(run)
+
+
+def _validation(run):
+    """Metrics on the validation split, if there is one (else `None`):
+    what `tf-adapters sweep` chooses by, keeping the test split unseen."""
+    if run.task.validation is None:
+        return None
+    log.info("evaluating on the validation split")
+    return run.task.evaluate(
+        run.trainer, run.model, run.config, split="validation"
+    )
 
 
 def export(run):

@@ -30,11 +30,15 @@ class Task:
         from tf_adapters.data.splits import split_records
 
         return split_records(
-            records, config.test_size, config.validation_size, config.seed
+            records,
+            config.test_size,
+            config.validation_size,
+            config.split_seed,
         )
 
     def prepare(self, model, splits, config):
-        """Encodes the train and test splits (sets `self.train`...)."""
+        """Encodes the splits: sets `self.train`, `self.test` and, when the
+        validation split is not empty, `self.validation` (else `None`)."""
         raise NotImplementedError
 
     def build_model(self, model, config):
@@ -48,9 +52,20 @@ class Task:
     def compile_metrics(self):
         return None
 
-    def evaluate(self, trainer, model, config):
-        """Metrics on the test split, as a dict of floats (and lists)."""
+    def evaluate(self, trainer, model, config, split="test"):
+        """Metrics on the test split (or `split="validation"`), as a dict
+        of floats (and lists)."""
         raise NotImplementedError
+
+    def evaluation_split(self, split):
+        """The encoded `split` (`"test"` or `"validation"`) to evaluate."""
+        encoded = getattr(self, split, None) if split != "train" else None
+        if encoded is None:
+            raise ValueError(
+                f"There is no {split!r} split to evaluate; give "
+                "--validation-size N for a validation split."
+            )
+        return encoded
 
     def export_model(self, trainer, model):
         """What `export_saved_model` exports for this task."""

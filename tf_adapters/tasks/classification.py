@@ -62,6 +62,9 @@ class ClassificationTask(Task):
             return Encoded(enc.x, y, truncated=enc.truncated)
 
         self.train, self.test = encode("train"), encode("test")
+        self.validation = (
+            encode("validation") if splits.get("validation") else None
+        )
         return {"train": self.train.truncated, "test": self.test.truncated}
 
     def build_model(self, model, config):
@@ -73,13 +76,14 @@ class ClassificationTask(Task):
     def compile_metrics(self):
         return ["accuracy"]
 
-    def evaluate(self, trainer, model, config):
+    def evaluate(self, trainer, model, config, split="test"):
         start = time.perf_counter()
+        encoded = self.evaluation_split(split)
         logits = trainer.predict(
-            self.test.x, batch_size=config.batch_size, verbose=0
+            encoded.x, batch_size=config.batch_size, verbose=0
         )
         metrics = classification_metrics(
-            self.test.y, np.argmax(logits, -1), len(self.labels)
+            encoded.y, np.argmax(logits, -1), len(self.labels)
         )
         metrics["seconds"] = round(time.perf_counter() - start, 1)
         return metrics

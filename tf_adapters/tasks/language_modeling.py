@@ -50,6 +50,7 @@ class CausalLMTask(Task):
         if config.stream:
             texts = [r[config.text_field] for r in splits["test"]]
             self.test = pack_texts(texts, tokenizer, config.sequence_length)
+            self.validation = None
             self.train = StreamedData(
                 config.data,
                 tokenizer,
@@ -67,17 +68,21 @@ class CausalLMTask(Task):
 
         # Texts are packed into full chunks: nothing is cut away.
         self.train, self.test = encode("train"), encode("test")
+        self.validation = (
+            encode("validation") if splits.get("validation") else None
+        )
         return {"train": 0, "test": 0}
 
     def build_model(self, model, config):
         return LanguageModel(model.backbone)
 
-    def evaluate(self, trainer, model, config):
+    def evaluate(self, trainer, model, config, split="test"):
         start = time.perf_counter()
-        value = perplexity(trainer, self.test.dataset(config.batch_size))
+        encoded = self.evaluation_split(split)
+        value = perplexity(trainer, encoded.dataset(config.batch_size))
         return {
             "perplexity": value,
             "loss": math.log(value),
-            "tokens": int(self.test.sample_weight.sum()),
+            "tokens": int(encoded.sample_weight.sum()),
             "seconds": round(time.perf_counter() - start, 1),
         }

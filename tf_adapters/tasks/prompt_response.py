@@ -45,20 +45,30 @@ class PromptResponseTask(Task):
                 for r in splits[split]
             ]
 
-        self.train = encode_prompt_response(
-            pairs("train"), self.tokenizer, config.sequence_length
-        )
-        self.test = encode_prompt_response(
-            pairs("test"), self.tokenizer, config.sequence_length
-        )
-        test_pairs = pairs("test")
-        self.references = [r[response_field] for r in splits["test"]]
-        # Prompts longer than the sequence length keep their last tokens
-        # (the question is at the end of the template's user turn).
-        self.prompt_ids = [
-            ids[-config.sequence_length :]
-            for ids in tokenize(self.tokenizer, [p for p, _ in test_pairs])
-        ]
+        def encode(split):
+            return encode_prompt_response(
+                pairs(split), self.tokenizer, config.sequence_length
+            )
+
+        def answers(split):
+            # Prompts longer than the sequence length keep their last
+            # tokens (the question is at the end of the template's user
+            # turn).
+            prompts = [p for p, _ in pairs(split)]
+            return {
+                "references": [r[response_field] for r in splits[split]],
+                "prompt_ids": [
+                    ids[-config.sequence_length :]
+                    for ids in tokenize(self.tokenizer, prompts)
+                ],
+            }
+
+        self.train, self.test = encode("train"), encode("test")
+        self.answers = {"test": answers("test")}
+        self.validation = None
+        if splits.get("validation"):
+            self.validation = encode("validation")
+            self.answers["validation"] = answers("validation")
         return {"train": self.train.truncated, "test": self.test.truncated}
 
     def build_model(self, model, config):
@@ -71,20 +81,23 @@ class PromptResponseTask(Task):
             "rouge_l": text_metrics.rouge_l(predictions, references),
         }
 
-    def evaluate(self, trainer, model, config):
+    def evaluate(self, trainer, model, config, split="test"):
         start = time.perf_counter()
+        encoded = self.evaluation_split(split)
+        references = self.answers[split]["references"]
         predictions = generate_continuations(
-            model, self.prompt_ids, config.max_new_tokens, config.batch_size
+            model,
+            self.answers[split]["prompt_ids"],
+            config.max_new_tokens,
+            config.batch_size,
         )
-        metrics = self.score(predictions, self.references)
-        value = perplexity(trainer, self.test.dataset(config.batch_size))
+        metrics = self.score(predictions, references)
+        value = perplexity(trainer, encoded.dataset(config.batch_size))
         metrics["response_perplexity"] = value
         metrics["response_loss"] = math.log(value)
         metrics["examples"] = [
             {"reference": r, "prediction": p}
-            for r, p in list(zip(self.references, predictions, strict=False))[
-                :5
-            ]
+            for r, p in list(zip(references, predictions, strict=False))[:5]
         ]
         metrics["seconds"] = round(time.perf_counter() - start, 1)
         return metrics

@@ -1,13 +1,14 @@
 """Training that survives being killed, and stops on a non-finite loss.
 
-Training runs as `ceil(steps / checkpoint_every)` Keras epochs of
-`checkpoint_every` steps. After each epoch whose loss is finite,
+Training runs as `steps / checkpoint_every` Keras epochs of
+`checkpoint_every` steps. After each epoch whose loss is finite, and when a
+signal stops training mid-epoch (`training.preemption`),
 `TrainingCheckpoint` writes the trainable weights and the optimizer's state
 (`train_state/state.npz` + `state.json`) atomically: a kill during the write
 leaves the previous checkpoint. A resumed run loads it, skips the batches
 already seen (the input stream is a deterministic function of the seed), and
-continues with epoch `k + 1`, so it ends with the weights an uninterrupted
-run would have (the random-number states of dropout are saved too).
+continues after step `k`, so it ends with the weights an uninterrupted run
+would have (the random-number states of dropout are saved too).
 
 Only the trainable weights are saved (plus the optimizer's slots and the
 random states): for an adapter that is a few MB, not the base model.
@@ -22,9 +23,10 @@ import keras
 import numpy as np
 
 from tf_adapters.core.atomic import atomic_directory
-from tf_adapters.core.integrity import CorruptFileError
-from tf_adapters.core.integrity import load_npz
+from tf_adapters.core.integrity import corrupt
+from tf_adapters.core.integrity import load_json
 from tf_adapters.core.integrity import sha256_file
+from tf_adapters.core.npz_file import load_npz
 from tf_adapters.methods import registry
 
 STATE_VERSION = 1
@@ -153,12 +155,21 @@ def save_train_state(model, path, epoch, steps_done, config):
             json.dump(meta, f, indent=2)
 
 
-def load_train_state(model, path, config):
-    """Restores a state written by `save_train_state`; returns its metadata.
+_ADVICE = (
+    "It cannot be resumed: run again with --restart, which moves the broken "
+    "state aside (it is kept, not deleted) and starts over"
+)
 
-    Everything is checked before anything is assigned: the version, the
-    options that shape training (a run with other options cannot resume
-    this one), the variable count and shapes, and finite values.
+
+def read_train_state(path):
+    """Reads and checks the training state in folder `path`, without a
+    model: `(meta, saved fingerprint, [arrays])`.
+
+    Raises:
+        FileNotFoundError: no state in `path`.
+        CorruptFileError: `state.json` or `state.npz` is damaged or they
+            disagree.
+        ValueError: a state of another version.
     """
     meta_path = os.path.join(path, "state.json")
     if not os.path.isfile(meta_path):
@@ -166,26 +177,75 @@ def load_train_state(model, path, config):
             f"No training checkpoint in {path}; nothing to resume. Run "
             "without --resume to start."
         )
-    try:
-        with open(meta_path) as f:
-            meta = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorruptFileError(
-            f"{meta_path} is not valid JSON ({e}): the training state is "
-            "damaged. Run again with --restart, which moves it aside (it is "
-            "kept) and starts over."
-        ) from None
-    if not isinstance(meta, dict):
-        raise CorruptFileError(
-            f"{meta_path} is not a training state (a JSON object was "
-            "expected). Run again with --restart to start over."
-        )
+    meta = load_json(meta_path, "training state", _ADVICE)
     if meta.get("version") != STATE_VERSION:
         raise ValueError(
             f"{meta_path}: checkpoint version {meta.get('version')!r}; this "
             f"tf_adapters reads version {STATE_VERSION}."
         )
-    now, saved = run_fingerprint(config), saved_fingerprint(meta["config"])
+    shapes = meta.get("shapes")
+    if (
+        not isinstance(meta.get("config"), dict)
+        or not (isinstance(shapes, list) and all(map(_is_shape, shapes)))
+        or not _is_shape([meta.get("epoch"), meta.get("steps_done")])
+    ):
+        raise corrupt(
+            meta_path,
+            "training state",
+            "lacks its run options (`config`), variable `shapes`, `epoch` "
+            "or `steps_done`",
+            _ADVICE,
+        )
+    try:
+        saved = saved_fingerprint(meta["config"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise corrupt(
+            meta_path,
+            "training state",
+            f"holds run options that cannot be read ({e})",
+            _ADVICE,
+        ) from None
+    state_path = os.path.join(path, STATE_FILE)
+    data = load_npz(state_path, meta.get("sha256"), "training state", _ADVICE)
+    names = [f"{i:05d}" for i in range(len(shapes))]
+    _check_state_arrays(state_path, data, dict(zip(names, shapes, strict=True)))
+    return meta, saved, [data[n] for n in names]
+
+
+def _check_state_arrays(state_path, data, shapes):
+    """The arrays must be exactly those `state.json` records, in shape."""
+    problem = None
+    for name in sorted(set(data) | set(shapes)):
+        if name not in shapes:
+            problem = f"holds variable {name}, which state.json does not record"
+        elif name not in data:
+            problem = f"lacks variable {name}, which state.json records"
+        elif data[name].shape != tuple(shapes[name]):
+            problem = (
+                f"holds variable {name} of shape {data[name].shape}; "
+                f"state.json records {tuple(shapes[name])}"
+            )
+        if problem:
+            raise corrupt(state_path, "training state", problem, _ADVICE)
+
+
+def _is_shape(value):
+    return isinstance(value, list) and all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    )
+
+
+def load_train_state(model, path, config):
+    """Restores a state written by `save_train_state`; returns its metadata.
+
+    Everything is checked before anything is assigned: the files
+    (`read_train_state`), the options that shape training (a run with
+    other options cannot resume this one), the variable count, shapes and
+    dtypes, and finite values.
+    """
+    meta, saved, arrays = read_train_state(path)
+    meta_path = os.path.join(path, "state.json")
+    now = run_fingerprint(config)
     changed = sorted(
         k for k in set(now) | set(saved) if now.get(k) != saved.get(k)
     )
@@ -197,20 +257,6 @@ def load_train_state(model, path, config):
             "--output."
         )
     variables = _trained_variables(model)
-    data = load_npz(
-        os.path.join(path, STATE_FILE),
-        meta.get("sha256"),
-        "training state",
-        "It cannot be resumed: run again with --restart, which moves the "
-        "broken state aside (it is kept, not deleted) and starts over",
-    )
-    try:
-        arrays = [data[f"{i:05d}"] for i in range(len(data))]
-    except KeyError as e:
-        raise CorruptFileError(
-            f"{path}: the training state lacks variable {e}; run again with "
-            "--restart."
-        ) from None
     if len(arrays) != len(variables):
         raise ValueError(
             f"{path}: {len(arrays)} saved variables, the model has "
@@ -221,6 +267,11 @@ def load_train_state(model, path, config):
             raise ValueError(
                 f"{path}: variable {i} ({var.path}) has shape "
                 f"{tuple(value.shape)}, the model expects {tuple(var.shape)}."
+            )
+        if str(value.dtype) != str(var.dtype):
+            raise ValueError(
+                f"{path}: variable {i} ({var.path}) has dtype {value.dtype}, "
+                f"the model's is {var.dtype}."
             )
         if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
             raise ValueError(
@@ -240,45 +291,59 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     Keras's `TerminateOnNaN` stops too, but says nothing of where; this
     records the step so the caller can report it, and tells
-    `TrainingCheckpoint` not to save the broken weights.
+    `TrainingCheckpoint` not to save the broken weights. It counts the
+    run's steps: `step` is the number done, from `start_step` (those of
+    the interrupted run this one resumes).
     """
 
-    def __init__(self, steps_per_epoch):
+    def __init__(self, start_step=0):
         super().__init__()
-        self.steps_per_epoch = steps_per_epoch
+        self.step = start_step
         self.bad_step = None
         self.bad_loss = None
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.bad_step = self._epoch * self.steps_per_epoch + batch + 1
+            self.bad_step = self.step
             self.bad_loss = float(loss)
             self.model.stop_training = True
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
-    """Saves the training state after every epoch with a finite loss, but
-    the last (the caller saves the trained weights right after `fit`)."""
+    """Saves the training state at the end of each epoch, and stops `fit`
+    after step `steps`.
 
-    def __init__(self, path, steps_per_epoch, epochs, config, guard):
+    Epochs count `steps_per_epoch` steps from where the run started, so a
+    run resumed from a stop mid-epoch saves `steps_per_epoch` steps later
+    and its last epoch ends at `steps`, cut short. An epoch a signal cut
+    short is saved too, at the step done. Nothing is saved after a
+    non-finite loss (the weights are broken) or after the last step (the
+    caller saves the trained weights right after `fit`).
+    """
+
+    def __init__(self, path, steps_per_epoch, steps, config, guard):
         super().__init__()
         self.path = path
         self.steps_per_epoch = steps_per_epoch
-        self.epochs = epochs
+        self.steps = steps
         self.config = config
         self.guard = guard
         self.last_saved_step = None
 
+    def on_train_batch_end(self, batch, logs=None):
+        if self.guard.step >= self.steps:
+            self.model.stop_training = True
+
     def on_epoch_end(self, epoch, logs=None):
-        if self.guard.bad_step is not None or epoch + 1 == self.epochs:
-            return
-        steps_done = (epoch + 1) * self.steps_per_epoch
-        save_train_state(
-            self.model, self.path, epoch + 1, steps_done, self.config
-        )
-        self.last_saved_step = steps_done
+        if self.guard.bad_step is None and self.guard.step < self.steps:
+            self.save()
+
+    def save(self):
+        """Writes the state after the steps done (once per step)."""
+        step = self.guard.step
+        if step != self.last_saved_step:
+            epoch = step // self.steps_per_epoch
+            save_train_state(self.model, self.path, epoch, step, self.config)
+            self.last_saved_step = step

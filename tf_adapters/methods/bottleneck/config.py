@@ -1,4 +1,5 @@
 import dataclasses
+from typing import ClassVar
 
 from tf_adapters.core.config import AdapterConfig
 from tf_adapters.core.validation import check_bool
@@ -55,6 +56,13 @@ class BottleneckConfig(AdapterConfig):
     """
 
     method = "bottleneck"
+    #: Per variant: where each adapter sits changes the scale of what it
+    #: sees, so each has its own default (docs/sweep.md).
+    learning_rates: ClassVar[dict] = {
+        "houlsby": 1e-3,
+        "pfeiffer": 1e-3,
+        "parallel": 1e-3,
+    }
 
     variant: str = "houlsby"
     bottleneck_size: int | None = None
@@ -89,6 +97,9 @@ class BottleneckConfig(AdapterConfig):
                     "`parallel_input_layer` is only used by "
                     f"variant='parallel'. Received: variant={self.variant!r}."
                 )
+
+    def default_learning_rate(self):
+        return self.learning_rates[self.variant]
 
     def size_for(self, hidden_dim):
         """Bottleneck width for a layer of `hidden_dim` features."""

@@ -8,13 +8,16 @@ single file or of shards, float16 and bfloat16 widened to float32
 by their `variable.path`.
 """
 
-import json
+import math
 import os
 import re
 
 import numpy as np
-from safetensors import safe_open
 
+from tf_adapters.core import safetensors_file
+from tf_adapters.core.integrity import corrupt
+from tf_adapters.core.integrity import load_json
+from tf_adapters.core.safetensors_file import read_tensor
 from tf_adapters.models.weights import assign  # noqa: F401 (re-exported)
 
 SINGLE_FILE = "model.safetensors"
@@ -79,13 +82,21 @@ HF_DEFAULTS = {
 _BUFFERS = re.compile(r"(\.attention\.(masked_)?bias|\.inv_freq)$")
 
 
+_ADVICE = "Download or copy the checkpoint again"
+_KIND_NAMES = {
+    bool: "true/false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+}
+
+
 def read_config_json(folder):
-    """`(path, parsed JSON)` of the folder's `config.json`."""
+    """`(path, parsed JSON object)` of the folder's `config.json`."""
     config_path = os.path.join(folder, "config.json")
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"{config_path} does not exist.")
-    with open(config_path, encoding="utf-8") as f:
-        raw = json.load(f)
+    raw = load_json(config_path, "Hugging Face model config", _ADVICE)
     return config_path, raw
 
 
@@ -100,8 +111,34 @@ class Config:
 
     def __getitem__(self, key):
         if key in self.raw and self.raw[key] is not None:
-            return self.raw[key]
+            return self._checked(key, self.raw[key])
         return self.defaults.get(key)
+
+    def _checked(self, key, value):
+        """`value` if it has the type of the `transformers` default (ints
+        >= 1 where the default is, numbers finite and >= 0)."""
+        default = self.defaults.get(key)
+        if default is None or value is default:
+            return value
+        kind = type(default)
+        ok = isinstance(value, kind) and isinstance(value, bool) == (
+            kind is bool
+        )
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and kind in (int, float):
+            ok = math.isfinite(value) and value >= (
+                1 if kind is int and default >= 1 else 0
+            )
+        if not ok:
+            raise corrupt(
+                self.path,
+                "Hugging Face model config",
+                f"has {key}={value!r}, where {_KIND_NAMES[kind]} like "
+                f"{default!r} belongs",
+                _ADVICE,
+            )
+        return value
 
     def refuse(self, option, why):
         raise ValueError(
@@ -138,44 +175,50 @@ class Config:
         return rope_type, theta, partial, rope
 
 
-def _bf16_to_float32(raw):
-    return (raw.astype(np.uint32) << 16).view(np.float32)
-
-
 class SafetensorsLoader:
-    """The checkpoint's tensors by name, read one at a time as float32 with
-    `safetensors.safe_open(..., framework="np")`; remembers which were
-    used."""
+    """The checkpoint's tensors by name, read one at a time as float32
+    (bfloat16 widened exactly); every file's header is checked against its
+    size when the loader opens (`tf_adapters.core.safetensors_file`).
+    Remembers which tensors were used."""
 
     def __init__(self, folder):
         single = os.path.join(folder, SINGLE_FILE)
         index = os.path.join(folder, INDEX_FILE)
         if os.path.isfile(single):
-            files = [SINGLE_FILE]
             self.file_of = None
+            files = [SINGLE_FILE]
         elif os.path.isfile(index):
-            with open(index, encoding="utf-8") as f:
-                self.file_of = json.load(f)["weight_map"]
+            self.file_of = _weight_map(index)
             files = sorted(set(self.file_of.values()))
+            for name in files:
+                if not os.path.isfile(os.path.join(folder, name)):
+                    raise FileNotFoundError(
+                        f"{index} places weights in {name}, which is not in "
+                        f"{folder}; download the missing shard."
+                    )
         else:
             raise FileNotFoundError(
                 f"{folder} has neither {SINGLE_FILE} nor {INDEX_FILE}."
             )
         self.folder = folder
-        self.handles = {}
-        for name in files:
-            path = os.path.join(folder, name)
-            try:
-                self.handles[name] = safe_open(path, framework="np")
-            except Exception as e:  # safetensors raises SafetensorError
-                raise ValueError(
-                    f"{path} is not a readable safetensors file ({e}); it "
-                    "may be truncated or corrupt."
-                ) from None
+        self.headers = {
+            name: safetensors_file.read_header(
+                os.path.join(folder, name), "Hugging Face weights", _ADVICE
+            )
+            for name in files
+        }
         if self.file_of is None:
-            self.file_of = {
-                key: SINGLE_FILE for key in self.handles[SINGLE_FILE].keys()
-            }
+            self.file_of = dict.fromkeys(
+                self.headers[SINGLE_FILE].tensors, SINGLE_FILE
+            )
+        for key, name in self.file_of.items():
+            if key not in self.headers[name].tensors:
+                raise corrupt(
+                    index,
+                    "Hugging Face weight map",
+                    f"places `{key}` in {name}, which does not hold it",
+                    _ADVICE,
+                )
         self.used = set()
         self.prefix = ""
 
@@ -183,7 +226,6 @@ class SafetensorsLoader:
         return self
 
     def __exit__(self, *exc):
-        self.handles.clear()
         return False
 
     def file(self, key):
@@ -213,36 +255,16 @@ class SafetensorsLoader:
             raise ValueError(
                 f"{self.folder}: the checkpoint has no weight `{key}`."
             )
-        handle = self.handles[self.file_of[key]]
-        tensor_slice = handle.get_slice(key)
-        found = tuple(tensor_slice.get_shape())
+        header = self.headers[self.file_of[key]]
+        found = header.tensors[key].shape
         if found != tuple(shape):
             raise ValueError(
                 f"{self.file(key)}: weight `{key}` has shape {found}; the "
                 f"config implies {tuple(shape)}."
             )
-        if tensor_slice.get_dtype() == "BF16":
-            value = self._read_bf16(key, found)
-        else:
-            value = np.asarray(handle.get_tensor(key), dtype="float32")
+        value = read_tensor(header, key).astype("float32", copy=False)
         self.used.add(key)
         return value
-
-    def _read_bf16(self, key, shape):
-        # numpy has no bfloat16: read the raw 16-bit words at the offsets
-        # the safetensors header gives and widen them (exact).
-        path = self.file(key)
-        with open(path, "rb") as f:
-            header_size = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(header_size))
-        begin, end = header[key]["data_offsets"]
-        raw = np.fromfile(
-            path,
-            dtype="<u2",
-            count=(end - begin) // 2,
-            offset=8 + header_size + begin,
-        )
-        return _bf16_to_float32(raw).reshape(shape)
 
     def mark_used(self, key, prefixed=True):
         self.used.add(self.prefix + key if prefixed else key)
@@ -260,6 +282,24 @@ class SafetensorsLoader:
                 f"{self.folder}: the keras-hub backbone has no place for "
                 f"{shown}{more} (a bias or layer it does not have?)."
             )
+
+
+def _weight_map(index):
+    """`{tensor name: shard file}` of a sharded checkpoint's index; shard
+    names must be plain file names in the folder."""
+    what = "Hugging Face weight map"
+    weight_map = load_json(index, what, _ADVICE).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(v, str) and v and os.path.basename(v) == v and v != ".."
+        for v in weight_map.values()
+    ):
+        raise corrupt(
+            index,
+            what,
+            "lacks a `weight_map` of tensor names to shard files in its folder",
+            _ADVICE,
+        )
+    return weight_map
 
 
 def variables_by_path(backbone):
