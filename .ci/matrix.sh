@@ -30,6 +30,8 @@ TESTS=(tests/injection tests/methods tests/checkpoint tests/export tests/core
 #   signatures, the export of a quantized base: tests/export/
 #   test_saved_model.py covers ExportArchive and traced signatures in every
 #   set; int8 covers Keras's quantization API (int4 in the main suite);
+# - the file readers' refusals (numpy / JSON / h5py parsing, the same
+#   under any Keras);
 # - `fit` for five of the eight methods: LoRA, Houlsby and prompt tuning
 #   cover the trainer with wrapped projections, bottlenecks and prompts.
 SKIP="smollm2 or peft_variants or peft_parity or multi_adapter_export"
@@ -38,6 +40,7 @@ SKIP+=" or routing_in_a_multi_adapter_export"
 SKIP+=" or export_on_a_quantized_base or (refuses_to_merge and int4)"
 SKIP+=" or (fit_trains_adapter and (dora or ia3 or pfeiffer or parallel"
 SKIP+=" or pissa))"
+SKIP+=" or checkpoint_files or file_readers or adapter_files or locking"
 
 packages() {
     case $1 in

@@ -34,18 +34,16 @@ def test_compare_end_to_end_quick(tmp_path, tiny_preset):
         sequence_length=12,
         test_size=6,
         jit_compile=False,
-        l2sp=0.1,
         share_weights=True,
     )
     out = tmp_path / "compare"
     result = run_compare(config, ["full", "lora"], str(out))
     methods = [r["method"] for r in result["rows"]]
+    # (The L2-SP rows' labels and options: test_variants_follow_the_options.)
     assert methods == [
         "frozen base (zero-shot)",
         "full",
         "lora",
-        "full+l2sp",
-        "lora+l2sp",
         "lora+shared",
     ]
     rows = {r["method"]: r for r in result["rows"]}
@@ -85,7 +83,7 @@ def test_compare_end_to_end_quick(tmp_path, tiny_preset):
     import dataclasses
 
     again = run_compare(
-        dataclasses.replace(config, l2sp=0.0, share_weights=False),
+        dataclasses.replace(config, share_weights=False),
         ["full", "lora"],
         str(out),
         reuse=True,
@@ -101,6 +99,10 @@ def test_variants_follow_the_options():
     config = FinetuneConfig(task="causal_lm")
     labels = [label for label, _ in variants(config, ["linear_probe", "lora"])]
     assert labels == ["lora"]  # no linear probe outside classification
+    runs = dict(variants(FinetuneConfig(l2sp=0.1), ["full", "lora", "ia3"]))
+    assert list(runs) == ["full", "lora", "ia3", "full+l2sp", "lora+l2sp"]
+    assert runs["full+l2sp"]["l2sp"] == 0.1 and runs["lora"]["l2sp"] == 0.0
+    assert runs["full+l2sp"]["learning_rate"] == runs["full"]["learning_rate"]
 
 
 def test_compare_rejects_unknown_methods(tmp_path):

@@ -200,3 +200,32 @@ def test_compare_adds_a_fusion_row_of_trained_adapters(tmp_path, monkeypatch):
 def test_fusion_runs_check_their_options(options, match):
     with pytest.raises(ValueError, match=match):
         FinetuneConfig(**options)
+
+
+def test_learning_rate_defaults_and_schedules():
+    from tf_adapters.pipeline.config import BASELINE_LEARNING_RATES
+    from tf_adapters.pipeline.config import default_learning_rate
+
+    # Unset: each method's own; set: that rate for any method.
+    assert (
+        FinetuneConfig(method="full").effective_learning_rate()
+        == (BASELINE_LEARNING_RATES["full"])
+    )
+    houlsby = FinetuneConfig(method="houlsby")
+    assert houlsby.effective_learning_rate() == default_learning_rate("houlsby")
+    assert FinetuneConfig(learning_rate=0.02).effective_learning_rate() == 0.02
+    assert FinetuneConfig().learning_rate_schedule() == default_learning_rate(
+        "lora"
+    )
+    warm = FinetuneConfig(learning_rate=0.01, steps=8, warmup_steps=4)
+    schedule = warm.learning_rate_schedule()
+    assert [round(float(schedule(s)), 6) for s in (0, 2, 4, 8)] == [
+        0.0,
+        0.005,
+        0.01,
+        0.01,
+    ]
+    with pytest.raises(ValueError, match="`warmup_steps` \\(8\\) must be"):
+        FinetuneConfig(steps=8, warmup_steps=8)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        FinetuneConfig(lr_schedule="step")

@@ -110,7 +110,18 @@ def _tiny_config(tmp_path, tiny_preset, **changes):
     return FinetuneConfig(**{**found, **changes})
 
 
-def test_compare_seeds_and_sweep_quick(tmp_path, tiny_preset):
+def _in_process(run_config, run_dir, label):
+    # Each run in this process: the child-process path is
+    # test_compare.py's; this test is about seeds and the sweep's choice.
+    from tf_adapters.pipeline import run_finetune
+
+    return run_finetune(run_config)
+
+
+def test_compare_seeds_and_sweep_quick(tmp_path, tiny_preset, monkeypatch):
+    from tf_adapters.pipeline import compare
+
+    monkeypatch.setattr(compare, "_run_child", _in_process)
     # Two seeds of one method: one row, each seed in its own folder, the
     # same test split (the split has its own seed).
     config = _tiny_config(tmp_path, tiny_preset, seed=3)

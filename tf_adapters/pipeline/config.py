@@ -18,6 +18,7 @@ ADAPTERS = registry.adapter_method_names()
 # `full`: every weight trains; `linear_probe`: only a linear head trains.
 METHODS = ADAPTERS + ("fusion", "full", "linear_probe")
 TASKS = ("classification", "causal_lm", "prompt_response", "translation")
+LR_SCHEDULES = ("constant", "cosine")
 SHORTCUTS = registry.SHORTCUT_OPTIONS
 # Default learning rates of the runs that add no adapter by a method name
 # (the adapters' own are their configs' `default_learning_rate()`), chosen
@@ -265,6 +266,16 @@ class FinetuneConfig:
         "--learning-rate; --method lora only. Unset: off (one rate).",
         metavar="RATIO",
     )
+    lr_schedule: str = _field(
+        "constant",
+        "Learning rate over the run: constant, or cosine (decays to 0 at "
+        "the last step); both after --warmup-steps of linear warm-up from "
+        "0 (keras.optimizers.schedules.CosineDecay).",
+        choices=LR_SCHEDULES,
+    )
+    warmup_steps: int = _field(
+        0, "Steps of linear learning-rate warm-up from 0 (0: none)."
+    )
     sequence_length: int = _field(80, "Tokens per example (text is cut).")
     test_size: int = _field(400, "Held-out test examples.")
     validation_size: int = _field(0, "Validation examples (0: none).")
@@ -364,6 +375,13 @@ class FinetuneConfig:
         check_int("split_seed", self.split_seed, minimum=0)
         check_int("max_new_tokens", self.max_new_tokens, minimum=1)
         check_int("checkpoint_every", self.checkpoint_every, minimum=0)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_int("warmup_steps", self.warmup_steps, minimum=0)
+        if self.warmup_steps >= self.steps:
+            raise ValueError(
+                f"`warmup_steps` ({self.warmup_steps}) must be fewer than "
+                f"`steps` ({self.steps})."
+            )
         if self.checkpoint_every and self.steps % self.checkpoint_every:
             raise ValueError(
                 f"`checkpoint_every` ({self.checkpoint_every}) must divide "
@@ -462,6 +480,34 @@ class FinetuneConfig:
         if self.learning_rate is not None:
             return self.learning_rate
         return default_learning_rate(self.method, self.adapter_config())
+
+    def learning_rate_schedule(self):
+        """What the optimizer gets: the effective learning rate (a float)
+        for a constant rate without warm-up, else a Keras `CosineDecay`
+        (linear warm-up from 0 over `warmup_steps`, then constant or a
+        cosine decay to 0 at `steps`).
+
+        Example:
+        >>> import tf_adapters as tfa
+        >>> config = tfa.FinetuneConfig(learning_rate=1e-3, steps=10,
+        ...                             lr_schedule="cosine", warmup_steps=2)
+        >>> schedule = config.learning_rate_schedule()
+        >>> [round(float(schedule(s)), 6) for s in (0, 1, 2, 6, 10)]
+        [0.0, 0.0005, 0.001, 0.0005, 0.0]
+        """
+        import keras
+
+        rate = self.effective_learning_rate()
+        if self.lr_schedule == "constant" and not self.warmup_steps:
+            return rate
+        warm = self.warmup_steps
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warm else rate,
+            decay_steps=self.steps - warm,
+            alpha=1.0 if self.lr_schedule == "constant" else 0.0,
+            warmup_target=rate if warm else None,
+            warmup_steps=warm,
+        )
 
     def adapter_options(self):
         """The adapter options this run sets: `adapter`, plus the shortcut

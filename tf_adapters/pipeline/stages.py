@@ -173,7 +173,7 @@ def adapt(run):
 def compile_for_training(run, resume_from):
     """Optimizer, loss and metrics; restores an interrupted run's state."""
     config = run.config
-    optimizer = keras.optimizers.Adam(config.effective_learning_rate())
+    optimizer = keras.optimizers.Adam(config.learning_rate_schedule())
     if config.loraplus_lr_ratio is not None:
         optimizer = loraplus_optimizer(optimizer, config.loraplus_lr_ratio)
         log.info("LoRA+: B at %g × the learning rate", config.loraplus_lr_ratio)
