@@ -35,6 +35,9 @@ def _config(tmp_path, preset, **kw):
         jit_compile=False,
         output=str(tmp_path / "run"),
         export_dir=str(tmp_path / "saved_models"),
+        # Exporting a causal LM is tests/export/test_causal_lm_export.py's;
+        # the classification test below exports from `finetune`.
+        export=False,
         template="{text} is",
     )
     options.update(kw)
@@ -157,6 +160,7 @@ def test_classification_heads_and_methods(tmp_path, tiny_preset, method):
         method=method,
         head="linear",
         labels=["air", "plane"],
+        export=True,
         export_name="tiny",
     )
     report = run_finetune(config)
