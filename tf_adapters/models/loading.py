@@ -5,7 +5,6 @@ preset under the cache folder and reused while the file and the converter
 are unchanged.
 """
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -14,6 +13,7 @@ import os
 import keras_hub
 
 from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.core.integrity import sha256_file
 from tf_adapters.core.locking import file_lock
 from tf_adapters.models.gguf import llama_classes  # noqa: F401 (registers)
 from tf_adapters.models.hf_causal_lm import hf_causal_lm
@@ -55,14 +55,6 @@ def embedded_gguf_path():
     return path
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def gguf_preset(path, cache=None):
     """The keras-hub preset folder converted from GGUF file `path`.
 
@@ -75,7 +67,7 @@ def gguf_preset(path, cache=None):
     """
     from tf_adapters.models.gguf.convert import convert_gguf
 
-    sha = _sha256(path)
+    sha = sha256_file(path)
     stem = os.path.splitext(os.path.basename(path))[0].lower()
     preset = os.path.join(cache or cache_dir(), "presets", f"{stem}-{sha[:12]}")
     stamp = {"source_sha256": sha, "converter_version": CONVERTER_VERSION}

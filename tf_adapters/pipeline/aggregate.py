@@ -29,6 +29,16 @@ def spread(values):
     }
 
 
+def numeric_metrics(metrics):
+    """The numbers of a metrics dict (not lists, not `"seconds"`): what a
+    table row keeps."""
+    return {
+        k: v
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and k != "seconds"
+    }
+
+
 def seed_row(label, reports, metric_of):
     """One row from `[(seed, report or None)]` of the same method.
 
@@ -50,8 +60,7 @@ def seed_row(label, reports, metric_of):
     summary = spread(values)
     numbers = {
         k: statistics.fmean(metric_of(r)[k] for _, r in done)
-        for k, v in metric_of(first).items()
-        if isinstance(v, (int, float)) and k != "seconds"
+        for k in numeric_metrics(metric_of(first))
     }
     by_seed = dict(reports)
     return {

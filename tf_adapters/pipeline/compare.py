@@ -20,6 +20,7 @@ from tf_adapters.core.atomic import atomic_write_text
 from tf_adapters.core.validation import check_int
 from tf_adapters.methods import registry
 from tf_adapters.pipeline import provenance
+from tf_adapters.pipeline.aggregate import numeric_metrics
 from tf_adapters.pipeline.aggregate import seed_row
 from tf_adapters.pipeline.compare_report import write_outputs
 from tf_adapters.pipeline.config import BASELINE_LEARNING_RATES
@@ -352,19 +353,11 @@ def _base_row(report, key="base"):
         "method": BASE_ROW,
         "metric": report[key][report["metric"]],
         "metric_std": 0.0,
-        "metrics": _numbers(report[key]),
+        "metrics": numeric_metrics(report[key]),
         "trainable_params": 0,
         "trainable_percent": 0.0,
         "train_seconds": 0.0,
         "step_seconds": None,
         "peak_rss_mb": None,
         "checkpoint_bytes": 0,
-    }
-
-
-def _numbers(metrics):
-    return {
-        k: v
-        for k, v in metrics.items()
-        if isinstance(v, (int, float)) and k != "seconds"
     }

@@ -10,8 +10,8 @@ but never chooses. The winners are what the configs' defaults must be
 (`tests/pipeline/test_sweep_defaults.py` checks `docs/sweep.json`).
 """
 
+import dataclasses
 import itertools
-import logging
 import math
 
 from tf_adapters.core.validation import check_int
@@ -25,11 +25,9 @@ from tf_adapters.pipeline.compare import run_configs
 from tf_adapters.pipeline.config import SHORTCUTS
 from tf_adapters.pipeline.sweep_report import write_sweep
 
-log = logging.getLogger("tf_adapters.sweep")
-
-# Each method's grid, values in increasing order (a tie goes to the first).
-# Learning rates bracket each family's usual range; the bottleneck
-# adapters also try a wider bottleneck.
+# Each method's grid, values in increasing order (a tie goes to the first):
+# learning rates bracketing each family's usual range. Adapter options
+# (e.g. `bottleneck_size`) can be swept too (`--grid`).
 GRID = {
     "linear_probe": {"learning_rate": [1e-3, 3e-3, 1e-2]},
     "full": {"learning_rate": [1e-5, 3e-5, 1e-4]},
@@ -165,8 +163,6 @@ def run_sweep(
         metrics, and `winners` (`{method: {"point", "validation",
         "test", "edge"}}`).
     """
-    import dataclasses
-
     grid = {**GRID, **(grid or {})}
     check_grid(grid, methods)
     check_int("seeds", seeds, minimum=1)

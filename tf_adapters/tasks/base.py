@@ -20,6 +20,9 @@ class Task:
     metrics = ()
     #: Whether a larger headline metric is better.
     higher_is_better = True
+    #: The encoded validation split; `prepare` sets it when the split is
+    #: not empty.
+    validation = None
 
     def load(self, config):
         """Returns the records of `config.data`."""
