@@ -1,11 +1,21 @@
 """`python -m bench`: the benchmark suite; writes JSON and a Markdown table.
 
-    python -m bench                 # the full plan (about 30 min, 2 cores)
-    python -m bench --quick         # a tiny model, a minute: checks the code
+    python -m bench                 # the full plan (about 40 min, 2 cores)
+    python -m bench --quick         # a tiny model, 1-3 min: checks the code
     python -m bench --suites train  # a part of the plan
 
 Results go to `bench/results/` (`--output`). Every ratio is measured in one
-process from interleaved rounds (A, B, C, A, B, C ...).
+process from interleaved rounds (A, B, C, A, B, C ...), and so are the
+PyTorch peers': the float32 training runs include `peft_lora` (PyTorch +
+PEFT LoRA on the `transformers` model of the same shape, random weights:
+same rank, alpha and query/value targets; GPT-2 fuses them with the key
+in `c_attn`, which PEFT adapts whole) and generation a `transformers` row
+(`generate(do_sample=False)`, KV cache). Each "vs" column gives the median
+of per-round ratios (min-max) and the ratio of medians (= the ratio of the
+tokens/s columns). The matmul peak behind MFU is measured inside each
+training run; an MFU above 100 % is not printed. The load average and
+other processes' CPU use are recorded around every run; a run that shared
+the machine is labelled so.
 """
 
 import argparse
@@ -19,9 +29,9 @@ import keras
 import keras_hub
 import tensorflow as tf
 
+from bench import load
 from bench import train
 from bench.report import markdown
-from bench.timing import matmul_peak_flops
 from bench.timing import run_child
 from tf_adapters.core.atomic import atomic_write_text
 
@@ -32,7 +42,13 @@ def plan(quick):
     """What runs: training runs, memory runs, generation, serving (each
     in its own process)."""
     if quick:
-        small = dict(shape="tiny", sequence_length=32, rounds=2, steps=2)
+        small = dict(
+            shape="tiny",
+            sequence_length=32,
+            rounds=2,
+            steps=2,
+            peak_sizes=[256, 512],
+        )
         return {
             "train": [
                 dict(small, methods=list(train.METHODS), jit_compile=False),
@@ -67,12 +83,13 @@ def plan(quick):
             ),
         }
     trio = ["full", "lora", "enable_lora"]
+    peer = trio + ["peft_lora"]  # the PyTorch peer: float32 runs only
     return {
         "train": [
             dict(shape="gpt2_small", methods=list(train.METHODS)),
-            dict(shape="gpt2_small", methods=trio, jit_compile=False),
+            dict(shape="gpt2_small", methods=peer, jit_compile=False),
             dict(shape="gpt2_small", methods=trio, dtype="mixed_bfloat16"),
-            dict(shape="smollm2_135m", methods=trio),
+            dict(shape="smollm2_135m", methods=peer),
         ],
         "memory": [
             dict(shape="gpt2_small", methods=trio + ["pfeiffer", "ia3"]),
@@ -109,10 +126,17 @@ def main(argv=None):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="Tiny model, few rounds: checks the code only.",
+        help="Tiny model, few rounds: checks the code only (peers included).",
     )
     parser.add_argument(
-        "--suites", nargs="+", choices=SUITES, default=list(SUITES)
+        "--suites",
+        nargs="+",
+        choices=SUITES,
+        default=list(SUITES),
+        help="train: step times (Keras rows and the PEFT LoRA peer); "
+        "memory: peak RSS, one process per method; generate: greedy "
+        "decoding (keras-hub rows and the transformers peer); serve: the "
+        "exported SavedModel vs Keras.",
     )
     parser.add_argument(
         "--train-runs",
@@ -128,8 +152,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     steps = plan(args.quick)
     steps["train"] = steps["train"][: args.train_runs]
-    peak = matmul_peak_flops((256, 512) if args.quick else (1024, 2048, 4096))
-    print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s", flush=True)
+    start = load.snapshot()
     result = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(
             timespec="seconds"
@@ -137,7 +160,6 @@ def main(argv=None):
         "command": "python -m bench "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine(),
-        "matmul_peak_gflops": peak / 1e9,
     }
     os.makedirs(args.output, exist_ok=True)
     stem = os.path.join(
@@ -146,6 +168,7 @@ def main(argv=None):
 
     def save():
         # After every run, so an interrupted bench keeps what it measured.
+        result["load"] = load.during(start, load.snapshot())
         atomic_write_text(stem + ".json", json.dumps(result, indent=2) + "\n")
         atomic_write_text(stem + ".md", markdown(result))
 
@@ -156,7 +179,7 @@ def main(argv=None):
     if "train" in args.suites:
         result["train"] = []
         for run in steps["train"]:
-            result["train"].append(child("train", dict(run, peak_flops=peak)))
+            result["train"].append(child("train", run))
             save()
     if "memory" in args.suites:
         result["memory"] = []

@@ -1,9 +1,13 @@
-"""Generation speed: the base model, an unmerged adapter and a merged one.
+"""Generation speed: the base model, an unmerged adapter, a merged one,
+and Hugging Face `transformers` on the same shape.
 
-Every variant is its own keras-hub `CausalLM` (same random base weights),
-compiled the same way; `generate` runs greedy decoding with keras-hub's KV
-cache, no stop token, so every call makes exactly `new_tokens` tokens per
-row. Variants are timed in interleaved rounds.
+Every Keras variant is its own keras-hub `CausalLM` (same random base
+weights), compiled the same way; `generate` runs greedy decoding with
+keras-hub's KV cache, no stop token, so every call makes exactly
+`new_tokens` tokens per row. The `transformers` row is the PyTorch model of
+the same shape (`bench.peer`, random weights) running `model.generate(
+do_sample=False)` with its KV cache, exactly `new_tokens` tokens too, at
+`torch.set_num_threads(cores)`. Variants are timed in interleaved rounds.
 """
 
 import gc
@@ -13,6 +17,7 @@ import keras_hub
 import numpy as np
 
 import tf_adapters as tfa
+from bench import peer
 from bench.shapes import build_backbone
 from bench.timing import interleaved
 from bench.timing import paired_ratio
@@ -20,7 +25,7 @@ from bench.timing import summary
 from bench.train import RANK
 from bench.train import TARGETS
 
-VARIANTS = ("base", "lora_unmerged", "lora_merged", "houlsby")
+VARIANTS = ("base", "lora_unmerged", "lora_merged", "houlsby", "transformers")
 
 
 def build_lm(shape, variant, jit_compile):
@@ -58,6 +63,54 @@ def prompts(batch_size, prompt_length, new_tokens, vocab, seed=0):
     return {"token_ids": ids, "padding_mask": mask}
 
 
+def _callers(shape, variants, jit_compile, prompt_length, new_tokens):
+    """{variant: `call_for(x)`}, {variant: params} and notes."""
+    callers, params, notes = {}, {}, []
+    for v in variants:
+        if v == "transformers":
+            continue
+        lm = build_lm(shape, v, jit_compile)
+        callers[v] = lambda x, lm=lm: (
+            lambda: lm.generate(x, stop_token_ids=None)
+        )
+        params[v] = lm.backbone.count_params()
+    if "transformers" in variants:
+        why = peer.available()
+        if why:
+            notes.append(why)
+        else:
+            peer.set_threads()
+            call_for, params["transformers"] = peer.generator(shape)
+            # The prompt alone: `generate` appends the new tokens.
+            callers["transformers"] = lambda x: call_for(
+                x["token_ids"][:, :prompt_length], new_tokens
+            )
+    return {v: callers[v] for v in variants if v in callers}, params, notes
+
+
+def _batch_rows(callers, x, batch_size, new_tokens, rounds, steps):
+    calls = {v: call_for(x) for v, call_for in callers.items()}
+    first = {}
+    for v, call in calls.items():
+        start = time.perf_counter()
+        call()
+        first[v] = time.perf_counter() - start
+    times = interleaved(calls, rounds, steps)
+    rows = {}
+    for v in calls:
+        stats = summary(times[v])
+        rows[v] = {
+            **stats,
+            "new_tokens_per_s": batch_size * new_tokens / stats["median_s"],
+            "first_call_s": first[v],
+        }
+        for other in ("base", "transformers"):
+            if other in calls and v not in (other, "transformers"):
+                # > 1: faster than `other`.
+                rows[v][f"vs_{other}"] = paired_ratio(times, v, other, steps)
+    return {"batch_size": batch_size, "variants": rows}
+
+
 def run(
     shape="gpt2_small",
     variants=VARIANTS,
@@ -69,36 +122,22 @@ def run(
     steps=1,
 ):
     """New tokens per second of each variant at each batch size."""
-    lms = {v: build_lm(shape, v, jit_compile) for v in variants}
+    callers, params, notes = _callers(
+        shape, variants, jit_compile, prompt_length, new_tokens
+    )
     vocab = 512 if shape == "tiny" else 49152
-    results = []
-    for batch_size in batch_sizes:
-        x = prompts(batch_size, prompt_length, new_tokens, vocab)
-        first = {}
-        for v, lm in lms.items():
-            start = time.perf_counter()
-            lm.generate(x, stop_token_ids=None)
-            first[v] = time.perf_counter() - start
-
-        def call(lm, x=x):
-            return lambda: lm.generate(x, stop_token_ids=None)
-
-        times = interleaved(
-            {v: call(lm) for v, lm in lms.items()}, rounds, steps
+    results = [
+        _batch_rows(
+            callers,
+            prompts(b, prompt_length, new_tokens, vocab),
+            b,
+            new_tokens,
+            rounds,
+            steps,
         )
-        rows = {}
-        for v in variants:
-            stats = summary(times[v])
-            rows[v] = {
-                **stats,
-                "new_tokens_per_s": batch_size * new_tokens / stats["median_s"],
-                "first_call_s": first[v],
-            }
-            if v != "base":
-                # > 1: faster than the base.
-                rows[v]["vs_base"] = paired_ratio(times, v, "base", steps)
-        results.append({"batch_size": batch_size, "variants": rows})
-    del lms
+        for b in batch_sizes
+    ]
+    del callers
     gc.collect()
     return {
         "shape": shape,
@@ -106,5 +145,7 @@ def run(
         "prompt_length": prompt_length,
         "new_tokens": new_tokens,
         "rounds": rounds,
+        "params": params,
+        "notes": notes,
         "batches": results,
     }

@@ -45,8 +45,14 @@ def summary(seconds):
 
 
 def paired_ratio(times, a, b, steps):
-    """Median over rounds of (round median of `b`) / (round median of `a`):
-    how many times faster `a` is than `b`, from neighbouring rounds."""
+    """How many times faster `a` is than `b`, two ways.
+
+    `ratio` (with `min`, `max`): the median over rounds of (round median
+    of `b`) / (round median of `a`), from neighbouring rounds, robust to
+    the machine speeding up or slowing down between rounds.
+    `of_medians`: median of all `b` steps / median of all `a` steps, the
+    ratio of the two rows' tokens/s. The two differ when rounds differ.
+    """
     ta = np.asarray(times[a]).reshape(-1, steps)
     tb = np.asarray(times[b]).reshape(-1, steps)
     ratios = np.median(tb, axis=1) / np.median(ta, axis=1)
@@ -54,12 +60,29 @@ def paired_ratio(times, a, b, steps):
         "ratio": float(np.median(ratios)),
         "min": float(ratios.min()),
         "max": float(ratios.max()),
+        "of_medians": float(np.median(tb) / np.median(ta)),
     }
 
 
-def matmul_peak_flops(sizes=(1024, 2048, 4096), repeats=10, dtype="float32"):
-    """The machine's best measured FLOP/s: square matmuls of a few sizes,
-    as a plain `tf.function` and with XLA, best call of `repeats` each."""
+def switch_cost(times, steps):
+    """{name: median of each round's first step / median of its later
+    steps}: what taking over from the previous candidate costs (e.g. the
+    other framework's threads still spinning). `{}` for one step a round.
+    """
+    if steps < 2:
+        return {}
+    out = {}
+    for name, seconds in times.items():
+        t = np.asarray(seconds).reshape(-1, steps)
+        out[name] = float(np.median(t[:, 0]) / np.median(t[:, 1:]))
+    return out
+
+
+def matmul_peak_flops(sizes=(1024, 2048), repeats=5, dtype="float32"):
+    """TensorFlow's best measured FLOP/s: square matmuls of a few sizes,
+    as a plain `tf.function` and with XLA, best call of `repeats` each.
+    Measured in the run's own process, next to its timed rounds, so the
+    peak sees the same threads and the same load as the steps."""
     best = 0.0
     for size in sizes:
         a = tf.random.normal([size, size], dtype=dtype)

@@ -1,5 +1,10 @@
-"""Training speed: full fine-tuning, each adapter method, and Keras's
-`Backbone.enable_lora`, timed in interleaved rounds in one process.
+"""Training speed: full fine-tuning, each adapter method, Keras's
+`Backbone.enable_lora`, and a PyTorch peer (`peft_lora`: PEFT LoRA on the
+`transformers` model of the same shape, `bench.peer`), timed in
+interleaved rounds in one process.
+
+The peer is float32 only; a run of another dtype leaves it out with a
+note, as it does without torch, transformers or peft.
 
 `memory` runs one method alone: a process's peak resident memory is all it
 has, so memory is measured one method per process (`bench.child`).
@@ -10,14 +15,18 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import tf_adapters as tfa
+from bench import peer
 from bench.shapes import build_backbone
 from bench.shapes import matmul_params
 from bench.timing import interleaved
+from bench.timing import matmul_peak_flops
 from bench.timing import paired_ratio
 from bench.timing import peak_rss_mb
 from bench.timing import summary
+from bench.timing import switch_cost
 from tf_adapters.tasks.language_model import LanguageModel
 
 METHODS = (
@@ -29,7 +38,9 @@ METHODS = (
     "parallel",
     "ia3",
     "prompt_tuning",
+    "peft_lora",
 )
+PEERS = ("peft_lora",)  # PyTorch rows (bench.peer)
 RANK = 8
 TARGETS = ["query", "value"]  # keras-hub's own LoRA targets for both shapes
 
@@ -77,45 +88,63 @@ def _trainable(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-def run(
-    shape="gpt2_small",
-    methods=METHODS,
-    dtype="float32",
-    jit_compile=True,
-    batch_size=4,
-    sequence_length=128,
-    rounds=5,
-    steps=2,
-    peak_flops=None,
-):
-    """Times every method's training step; returns a dict for the report.
+def peers_that_fit(methods, dtype):
+    """`methods` less the PyTorch peers this run cannot have, and why."""
+    peers = [m for m in methods if m in PEERS]
+    why = None
+    if peers and dtype != "float32":
+        why = f"{', '.join(peers)} left out: float32 only (this run: {dtype})"
+    elif peers:
+        why = peer.available()
+    if why is None:
+        return list(methods), []
+    return [m for m in methods if m not in PEERS], [why]
 
-    Each model is built and compiled, then its first step is timed alone
-    (tracing and compilation); then all methods run `rounds` interleaved
-    rounds of `steps` steps each.
-    """
-    x, y = batch(shape, batch_size, sequence_length)
-    tokens = batch_size * sequence_length
-    models, first, params = {}, {}, {}
-    # Build every model before the first step: building seeds the global
-    # random state, which makes TensorFlow retrace functions traced before.
+
+def _build(shape, methods, dtype, jit_compile, x, y):
+    """{method: one training step}, {method: trainable params}, N, and
+    what the PyTorch peer is (`None` without one)."""
+    steps, params, n, info = {}, {}, None, None
+    # Build every Keras model before the first step: building seeds the
+    # global random state, which makes TensorFlow retrace functions traced
+    # before.
     for method in methods:
-        models[method] = build_trainer(shape, method, dtype, jit_compile)
-        params[method] = _trainable(models[method])
-    for method, model in models.items():
-        start = time.perf_counter()
-        model.train_on_batch(x, y)
-        first[method] = time.perf_counter() - start
-        for _ in range(2):  # warm-up, not timed
-            model.train_on_batch(x, y)
-    n = matmul_params(next(iter(models.values())).backbone)
+        if method in PEERS:
+            continue
+        model = build_trainer(shape, method, dtype, jit_compile)
+        params[method] = _trainable(model)
+        steps[method] = lambda model=model: model.train_on_batch(x, y)
+        n = n or matmul_params(model.backbone)
+    if "peft_lora" in methods:
+        # Built before the first step too (see above).
+        base = build_backbone(shape)
+        n = n or matmul_params(base)
+        threads = peer.set_threads()
+        # 0: TensorFlow's default, one thread per core.
+        tf_threads = tf.config.threading.get_intra_op_parallelism_threads()
+        step, params["peft_lora"], hf_params = peer.peft_lora_trainer(
+            shape, x, y, RANK
+        )
+        steps["peft_lora"] = step
+        info = {
+            "torch_threads": threads,
+            "tf_threads": tf_threads,
+            "hf_params": hf_params,
+            "keras_params": base.count_params(),
+            "targets": peer.lora_targets(shape),
+        }
+    return {m: steps[m] for m in methods}, params, n, info
 
-    def step_of(model):
-        return lambda: model.train_on_batch(x, y)
 
-    times = interleaved(
-        {m: step_of(model) for m, model in models.items()}, rounds, steps
-    )
+def _peak(sizes, torch_too):
+    """The best float32 matmul FLOP/s of TensorFlow (and PyTorch)."""
+    out = {"tensorflow": matmul_peak_flops(sizes)}
+    if torch_too:
+        out["pytorch"] = peer.matmul_peak_flops(sizes)
+    return out
+
+
+def _rows(times, methods, steps, tokens, first, params, n, peak):
     rows = {}
     for method in methods:
         stats = summary(times[method])
@@ -126,17 +155,64 @@ def run(
             "tokens_per_s": tokens_per_s,
             "first_step_s": first[method],
             "trainable_params": params[method],
-            "mfu": flops_per_token * tokens_per_s / peak_flops
-            if peak_flops
-            else None,
+            "mfu": flops_per_token * tokens_per_s / peak if peak else None,
         }
-        if "full" in methods and method != "full":
-            rows[method]["vs_full"] = paired_ratio(times, method, "full", steps)
-        if "enable_lora" in methods and method == "lora":
-            rows[method]["vs_enable_lora"] = paired_ratio(
-                times, "lora", "enable_lora", steps
-            )
-    del models
+        others = [] if method == "full" else ["full"]
+        if method == "lora":
+            others += ["enable_lora", "peft_lora"]
+        for other in others:
+            if other in methods:
+                rows[method][f"vs_{other}"] = paired_ratio(
+                    times, method, other, steps
+                )
+    if "lora" in rows and "peft_lora" in rows:
+        rows["lora"]["first_step_vs_peft_lora"] = (
+            first["lora"] / first["peft_lora"]
+        )
+    return rows
+
+
+def run(
+    shape="gpt2_small",
+    methods=METHODS,
+    dtype="float32",
+    jit_compile=True,
+    batch_size=4,
+    sequence_length=128,
+    rounds=5,
+    steps=2,
+    peak_sizes=(1024, 2048),
+):
+    """Times every method's training step; returns a dict for the report.
+
+    Each model is built and compiled, then its first step is timed alone
+    (tracing and compilation for Keras; PyTorch has none), then two warm-up
+    steps; then all methods run `rounds` interleaved rounds of `steps`
+    steps each. The matmul peak (MFU's denominator) is measured in this
+    process just before and just after the rounds, TensorFlow's and, with
+    the PyTorch peer, PyTorch's; the best of them counts. `peak_sizes=None`
+    leaves MFU out.
+    """
+    x, y = batch(shape, batch_size, sequence_length)
+    tokens = batch_size * sequence_length
+    methods, notes = peers_that_fit(methods, dtype)
+    step_fns, params, n, peer_info = _build(
+        shape, methods, dtype, jit_compile, x, y
+    )
+    first = {}
+    for method, step in step_fns.items():
+        start = time.perf_counter()
+        step()
+        first[method] = time.perf_counter() - start
+        for _ in range(2):  # warm-up, not timed
+            step()
+    torch_too = peer_info is not None
+    peaks = [_peak(peak_sizes, torch_too)] if peak_sizes else []
+    times = interleaved(step_fns, rounds, steps)
+    peaks += [_peak(peak_sizes, torch_too)] if peak_sizes else []
+    peak = max((p for d in peaks for p in d.values()), default=None)
+    rows = _rows(times, methods, steps, tokens, first, params, n, peak)
+    del step_fns
     gc.collect()
     return {
         "shape": shape,
@@ -147,6 +223,11 @@ def run(
         "rounds": rounds,
         "steps_per_round": steps,
         "matmul_params": n,
+        "peak_gflops": None if peak is None else peak / 1e9,
+        "peaks_gflops": [{k: v / 1e9 for k, v in d.items()} for d in peaks],
+        "switch_cost": switch_cost(times, steps),
+        "peer": peer_info,
+        "notes": notes,
         "methods": rows,
     }
 

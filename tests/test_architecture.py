@@ -139,11 +139,13 @@ def test_every_room_has_a_layer():
 
 
 def test_the_cli_depends_on_the_pipeline_only():
+    # And on the package itself, whose import registers the Keras classes:
+    # the command defers it until the arguments are parsed.
     found = [
         f"{module} imports {target}"
         for module, targets in GRAPH.items()
         if _room(module) == "cli"
         for target in targets
-        if _room(target) not in ("cli", "pipeline")
+        if _room(target) not in ("cli", "pipeline", "<package>")
     ]
     assert not found, "\n".join(found)

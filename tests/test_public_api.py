@@ -2,6 +2,10 @@
 and every exported function or class has a docstring with an example."""
 
 import inspect
+import os
+import subprocess
+import sys
+import textwrap
 
 import tf_adapters as tfa
 
@@ -48,3 +52,30 @@ def test_help_lists_the_whole_api():
     doc = tfa.__doc__
     missing = [name for name in tfa.__all__ if f"`{name}`" not in doc]
     assert not missing, missing
+
+
+def test_import_registers_every_keras_class():
+    # Keras imports no module of ours to find a class in a `.keras` file:
+    # `import tf_adapters` must register every class that any module does,
+    # although some subpackages import their layers lazily.
+    script = textwrap.dedent(
+        """
+        import importlib, pathlib, keras, tf_adapters
+        registered = set(keras.saving.get_custom_objects())
+        root = pathlib.Path(tf_adapters.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            if "register_keras_serializable" in path.read_text():
+                parts = path.relative_to(root.parent).with_suffix("").parts
+                importlib.import_module(".".join(parts))
+        print(sorted(set(keras.saving.get_custom_objects()) - registered))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines()[-1] == "[]"

@@ -44,58 +44,13 @@ Example:
 2.0
 """
 
+import importlib
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from tf_adapters.checkpoint import load_adapter  # noqa: E402
-from tf_adapters.checkpoint import save_adapter  # noqa: E402
-from tf_adapters.core.atomic import SaveError  # noqa: E402
-from tf_adapters.core.composition import Parallel  # noqa: E402
-from tf_adapters.core.composition import Stack  # noqa: E402
-from tf_adapters.core.integrity import CorruptFileError  # noqa: E402
-from tf_adapters.export.saved_model import export_saved_model  # noqa: E402
-from tf_adapters.injection.adapted_model import register_keras_hub_classes  # noqa: E402
-from tf_adapters.injection.api import active_adapter  # noqa: E402
-from tf_adapters.injection.api import add_adapter  # noqa: E402
-from tf_adapters.injection.api import delete_adapter  # noqa: E402
-from tf_adapters.injection.api import disable_adapters  # noqa: E402
-from tf_adapters.injection.api import enable_adapters  # noqa: E402
-from tf_adapters.injection.api import list_adapters  # noqa: E402
-from tf_adapters.injection.api import set_active_adapter  # noqa: E402
-from tf_adapters.injection.fold import fold_prefix  # noqa: E402
-from tf_adapters.injection.fusion import add_fusion  # noqa: E402
-from tf_adapters.injection.fusion import fusion_weights  # noqa: E402
-from tf_adapters.injection.unload import merge_adapter  # noqa: E402
-from tf_adapters.injection.unload import merge_and_unload  # noqa: E402
-from tf_adapters.injection.unload import unmerge_adapter  # noqa: E402
-from tf_adapters.injection.weighted import add_weighted_adapter  # noqa: E402
-from tf_adapters.interop.hf_export import export_hf  # noqa: E402
-from tf_adapters.methods.adalora import AdaLoraCallback  # noqa: E402
-from tf_adapters.methods.adalora import AdaLoraConfig  # noqa: E402
-from tf_adapters.methods.adalora.truncate import adalora_ranks  # noqa: E402
-from tf_adapters.methods.bottleneck import BottleneckConfig  # noqa: E402
-from tf_adapters.methods.fusion import FusionConfig  # noqa: E402
-from tf_adapters.methods.ia3 import IA3Config  # noqa: E402
-from tf_adapters.methods.lora import LoraConfig  # noqa: E402
-from tf_adapters.methods.prefix_tuning import PrefixTuningConfig  # noqa: E402
-from tf_adapters.methods.prompt_tuning import PromptTuningConfig  # noqa: E402
-from tf_adapters.models.loading import load_base  # noqa: E402
-from tf_adapters.pipeline import FinetuneConfig  # noqa: E402
-from tf_adapters.pipeline import run_finetune  # noqa: E402
-from tf_adapters.saving import save_model  # noqa: E402
-from tf_adapters.summary import trainable_summary  # noqa: E402
-from tf_adapters.tasks.label_word_classifier import LabelWordClassifier  # noqa: E402
-from tf_adapters.tasks.language_model import LanguageModel  # noqa: E402
-from tf_adapters.tasks.last_token_classifier import LastTokenClassifier  # noqa: E402
-from tf_adapters.training.loraplus import loraplus_optimizer  # noqa: E402
-from tf_adapters.training.loraplus import register_keras_optimizers  # noqa: E402
-from tf_adapters.training.preemption import TrainingInterrupted  # noqa: E402
-
 __version__ = "0.1.0"
-
-register_keras_hub_classes()
-register_keras_optimizers()
 
 __all__ = [
     "AdaLoraCallback",
@@ -140,3 +95,73 @@ __all__ = [
     "trainable_summary",
     "unmerge_adapter",
 ]
+
+# `tf-adapters` (`tf_adapters_cli`) sets this while it imports its argument
+# parser, so that `--help` and bad flags answer without loading TensorFlow;
+# once the arguments are parsed, `tf_adapters.cli` runs the imports below
+# (the first public name used would too).
+_DEFER_IMPORTS = "TF_ADAPTERS_DEFER_IMPORTS"
+DEFERRED = os.environ.get(_DEFER_IMPORTS) == "1"
+
+if DEFERRED:
+
+    def __getattr__(name):
+        if name not in __all__:
+            raise AttributeError(
+                f"module {__name__!r} has no attribute {name!r}"
+            )
+        os.environ.pop(_DEFER_IMPORTS, None)
+        importlib.reload(sys.modules[__name__])
+        return globals()[name]
+
+else:
+    from tf_adapters.checkpoint import load_adapter
+    from tf_adapters.checkpoint import save_adapter
+    from tf_adapters.core.atomic import SaveError
+    from tf_adapters.core.composition import Parallel
+    from tf_adapters.core.composition import Stack
+    from tf_adapters.core.integrity import CorruptFileError
+    from tf_adapters.export.saved_model import export_saved_model
+    from tf_adapters.injection.adapted_model import register_keras_hub_classes
+    from tf_adapters.injection.api import active_adapter
+    from tf_adapters.injection.api import add_adapter
+    from tf_adapters.injection.api import delete_adapter
+    from tf_adapters.injection.api import disable_adapters
+    from tf_adapters.injection.api import enable_adapters
+    from tf_adapters.injection.api import list_adapters
+    from tf_adapters.injection.api import set_active_adapter
+    from tf_adapters.injection.fold import fold_prefix
+    from tf_adapters.injection.fusion import add_fusion
+    from tf_adapters.injection.fusion import fusion_weights
+    from tf_adapters.injection.unload import merge_adapter
+    from tf_adapters.injection.unload import merge_and_unload
+    from tf_adapters.injection.unload import unmerge_adapter
+    from tf_adapters.injection.weighted import add_weighted_adapter
+    from tf_adapters.interop.hf_export import export_hf
+    from tf_adapters.methods.adalora import AdaLoraCallback
+    from tf_adapters.methods.adalora import AdaLoraConfig
+    from tf_adapters.methods.adalora.truncate import adalora_ranks
+    from tf_adapters.methods.bottleneck import BottleneckConfig
+    from tf_adapters.methods.fusion import FusionConfig
+    from tf_adapters.methods.ia3 import IA3Config
+    from tf_adapters.methods.lora import LoraConfig
+    from tf_adapters.methods.prefix_tuning import PrefixTuningConfig
+    from tf_adapters.methods.prompt_tuning import PromptTuningConfig
+    from tf_adapters.methods.registry import import_planners
+    from tf_adapters.models.loading import load_base
+    from tf_adapters.pipeline import FinetuneConfig
+    from tf_adapters.pipeline import run_finetune
+    from tf_adapters.saving import save_model
+    from tf_adapters.summary import trainable_summary
+    from tf_adapters.tasks.label_word_classifier import LabelWordClassifier
+    from tf_adapters.tasks.language_model import LanguageModel
+    from tf_adapters.tasks.last_token_classifier import LastTokenClassifier
+    from tf_adapters.training.loraplus import loraplus_optimizer
+    from tf_adapters.training.loraplus import register_keras_optimizers
+    from tf_adapters.training.preemption import TrainingInterrupted
+
+    # Keras finds our classes in a fresh process (`keras.saving.load_model`)
+    # only if they are registered: importing the package does it.
+    import_planners()
+    register_keras_hub_classes()
+    register_keras_optimizers()

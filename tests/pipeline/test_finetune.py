@@ -60,6 +60,15 @@ def test_finetune_runs_end_to_end(
         assert 0 <= report[side]["accuracy"] <= 1
         assert np.sum(report[side]["confusion_matrix"]) == 8
     assert report["trainable_params"] > 0
+    phases = report["phases"]
+    assert list(phases) == [
+        "load", "data", "build", "base_evaluation", "adapt", "compile",
+        "train", "save", "evaluation", "export",
+    ]  # fmt: skip
+    assert min(phases.values()) >= 0
+    assert sum(phases.values()) <= report["total_seconds"] + 0.5
+    assert phases["train"] >= report["first_step_seconds"] - 0.1
+    assert phases["export"] > 0 and phases["base_evaluation"] > 0
     assert os.path.isfile(tmp_path / "run" / "adapter" / "adapter_config.json")
     assert json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["saved_model"].endswith(os.path.join("tiny", "1"))

@@ -2,13 +2,20 @@
 
 Every `finetune` flag is a field of `FinetuneConfig`; `--config FILE` (YAML or
 JSON) sets any of them, and flags given on the command line win.
+
+Parsing loads no TensorFlow (`--help` and bad flags answer at once); the
+library loads once the arguments are parsed, quietly unless `--verbose`.
 """
 
 import argparse
+import contextlib
 import dataclasses
+import importlib
 import logging
 import sys
 
+from tf_adapters.cli import quiet
+from tf_adapters.cli import xla_cache
 from tf_adapters.pipeline import COMPARE_METHODS
 from tf_adapters.pipeline import DEFAULT_METHODS
 from tf_adapters.pipeline import FULL_LEARNING_RATE
@@ -16,7 +23,6 @@ from tf_adapters.pipeline import GRID
 from tf_adapters.pipeline import SWEEP_METHODS
 from tf_adapters.pipeline import FinetuneConfig
 from tf_adapters.pipeline import SaveError
-from tf_adapters.pipeline import TrainingInterrupted
 from tf_adapters.pipeline import base_type
 
 # Exit statuses besides 0 (done) and 2 (bad options or input), from
@@ -31,6 +37,12 @@ EXIT_STATUS_HELP = (
     f"{EXIT_INTERRUPTED} SIGTERM or SIGINT stopped training after the running "
     "step and the training state is saved: run the same command with "
     "--resume to continue (a second signal stops at once)."
+)
+
+VERBOSE_HELP = (
+    "Show everything TensorFlow, XLA and Keras print (start-up and "
+    "compilation lines, harmless warnings); by default the command sets "
+    "TF_CPP_MIN_LOG_LEVEL=3 and hides them. Before or after the command."
 )
 
 ADAPTER_HELP = (
@@ -97,6 +109,9 @@ def build_parser():
         prog="tf-adapters",
         description="Adapter fine-tuning for keras-hub language models.",
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help=VERBOSE_HELP
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (
         _add_finetune,
@@ -109,6 +124,15 @@ def build_parser():
         _add_demo,
     ):
         add(sub)
+    for command in sub.choices.values():
+        # Also after the command; unset there, it keeps the value before.
+        command.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=VERBOSE_HELP,
+        )
     return parser
 
 
@@ -384,7 +408,13 @@ def _add_demo(sub):
 
 def main(argv=None):
     args = vars(build_parser().parse_args(argv))
+    verbose = args.pop("verbose")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Before anything compiles: later runs load the compiled programs.
+    xla_cache.enable()
+    _load_library(verbose)
+    from tf_adapters.pipeline import TrainingInterrupted
+
     command = args.pop("command")
     try:
         if command == "finetune":
@@ -473,6 +503,21 @@ def main(argv=None):
     except TrainingInterrupted as e:
         print(f"tf-adapters {command}: interrupted: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _load_library(verbose):
+    """Loads TensorFlow and the library, hiding their start-up noise unless
+    `verbose` (`quiet`). The `tf-adapters` command (`tf_adapters_cli`)
+    imports this module with the package's imports deferred
+    (`tf_adapters.DEFERRED`); they run here, so Keras knows every class
+    that `import tf_adapters` registers."""
+    import tf_adapters
+
+    if not verbose:
+        quiet.hide_noise()
+    with contextlib.nullcontext() if verbose else quiet.filtered_stderr():
+        if tf_adapters.DEFERRED:
+            importlib.reload(tf_adapters)
 
 
 def _options(args):

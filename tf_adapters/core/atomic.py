@@ -26,6 +26,11 @@ class SaveError(OSError):
     A subclass of `OSError` with `errno` `ENOSPC` (or `EDQUOT`) and
     `filename` set to the path, so `except OSError` still catches it.
 
+    Args:
+        path: str. What could not be written.
+        error: OSError. The failure (`ENOSPC` or `EDQUOT`, or TensorFlow's
+            `ResourceExhaustedError` saying the disk is full).
+
     Example:
     >>> import errno
     >>> import tf_adapters as tfa

@@ -32,6 +32,10 @@ class CorruptFileError(ValueError):
     files) raises it for bad content, with a message that names the file,
     the problem and what to do. It is a `ValueError`.
 
+    Args:
+        message: str. The file, what is wrong with it and what to do
+            (`corrupt(path, what, problem, advice)` writes it).
+
     Example:
     >>> import os, tempfile, tf_adapters as tfa
     >>> path = os.path.join(tempfile.mkdtemp(), "run.yaml")

@@ -9,6 +9,7 @@ from tf_adapters.compat.layers import attribute_holding
 from tf_adapters.compat.layers import direct_sublayers
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.adapter_layer import innermost
+from tf_adapters.core.path_patterns import matches
 
 PROJECTIONS = (keras.layers.Dense, keras.layers.EinsumDense)
 # PEFT's target for every linear layer of the decoder blocks.
@@ -56,24 +57,6 @@ def iter_slots(root):
             yield from visit(base, path + "/")
 
     yield from visit(root, "")
-
-
-def matches(pattern, path):
-    """PEFT's rule: a regex full match of the path, or a name suffix."""
-    return (
-        path == pattern
-        or path.endswith("/" + pattern)
-        or re.fullmatch(pattern, path) is not None
-    )
-
-
-def first_match(pattern_map, path, default):
-    """The value of the first key of `pattern_map` that `matches` `path`,
-    else `default` (PEFT's `rank_pattern` rule)."""
-    for pattern, value in (pattern_map or {}).items():
-        if matches(pattern, path):
-            return value
-    return default
 
 
 def select(slots, patterns, exclude=None):

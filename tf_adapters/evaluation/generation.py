@@ -6,7 +6,9 @@ from tf_adapters.data.encoding import pad_rows
 from tf_adapters.generation.causal_lm_endpoints import causal_lm_endpoints
 
 
-def generate_continuations(causal_lm, prompt_ids, max_new_tokens, batch_size):
+def generate_continuations(
+    causal_lm, prompt_ids, max_new_tokens, batch_size, progress=None
+):
     """Greedy continuation of each prompt, as text.
 
     Uses the same decoding as the exported `generate_ids` signature
@@ -19,6 +21,8 @@ def generate_continuations(causal_lm, prompt_ids, max_new_tokens, batch_size):
         prompt_ids: list of lists of int. Prompts, already tokenized.
         max_new_tokens: int.
         batch_size: int.
+        progress: a `Progress` (`tf_adapters.training.progress`) counting
+            batches, or `None`.
 
     Returns:
         A list of str, one per prompt.
@@ -49,6 +53,8 @@ def generate_continuations(causal_lm, prompt_ids, max_new_tokens, batch_size):
                     break
                 new.append(int(token))
             continuations.append(new)
+        if progress is not None:
+            progress.update(start // batch_size + 1)
     texts = tokenizer.detokenize(tf.ragged.constant(continuations, tf.int32))
     if hasattr(texts, "numpy"):
         texts = texts.numpy().tolist()

@@ -1,6 +1,10 @@
 """One registration per method: its config class, its planner, and the
 names a run asks for it by (`"lora"`, `"houlsby"`, ...).
 
+A planner is named by `"module:function"` and imported when first used:
+the planners import the layers, and so Keras and TensorFlow, which the
+names, configs and defaults (all the CLI's parser reads) do without.
+
 The names and each config's fields and defaults are the one source the CLI
 (`--method`, `--adapter KEY=VALUE`), `FinetuneConfig` and `compare` read.
 
@@ -16,23 +20,17 @@ Example:
 """
 
 import dataclasses
+import importlib
 
 from tf_adapters.methods.adalora.config import AdaLoraConfig
-from tf_adapters.methods.adalora.plan import plan_adalora
 from tf_adapters.methods.bottleneck.config import BottleneckConfig
-from tf_adapters.methods.bottleneck.plan import plan_bottleneck
 from tf_adapters.methods.fusion.config import FusionConfig
-from tf_adapters.methods.fusion.plan import plan_fusion
 from tf_adapters.methods.ia3.config import IA3Config
-from tf_adapters.methods.ia3.plan import plan_ia3
 from tf_adapters.methods.lora.config import LoraConfig
-from tf_adapters.methods.lora.plan import plan_lora
 from tf_adapters.methods.prefix_tuning.config import PrefixTuningConfig
-from tf_adapters.methods.prefix_tuning.plan import plan_prefix_tuning
 from tf_adapters.methods.prompt_tuning.config import PromptTuningConfig
-from tf_adapters.methods.prompt_tuning.plan import plan_prompt_tuning
 
-# config.method → (config class, planner)
+# config.method → (config class, its planner as "module:function")
 METHODS = {}
 # A name a run asks for → (config class, the options that name fixes)
 SHORTCUTS = {}
@@ -42,7 +40,8 @@ VARIANTS = set()
 
 
 def register(config_cls, planner, shortcuts, variants=None):
-    """Registers a method; every name may be registered once only."""
+    """Registers a method; every name may be registered once only.
+    `planner` is `"module:function"`."""
     if config_cls.method in METHODS:
         raise ValueError(f"Method {config_cls.method!r} is registered twice.")
     names = {**shortcuts, **(variants or {})}
@@ -57,7 +56,7 @@ def register(config_cls, planner, shortcuts, variants=None):
 
 register(
     LoraConfig,
-    plan_lora,
+    "tf_adapters.methods.lora.plan:plan_lora",
     {"lora": {}},
     variants={
         "dora": {"use_dora": True},
@@ -69,16 +68,28 @@ register(
 )
 register(
     BottleneckConfig,
-    plan_bottleneck,
+    "tf_adapters.methods.bottleneck.plan:plan_bottleneck",
     {v: {"variant": v} for v in ("houlsby", "pfeiffer", "parallel")},
 )
-register(IA3Config, plan_ia3, {"ia3": {}})
-register(PromptTuningConfig, plan_prompt_tuning, {"prompt_tuning": {}})
-register(PrefixTuningConfig, plan_prefix_tuning, {"prefix_tuning": {}})
-register(AdaLoraConfig, plan_adalora, {"adalora": {}})
+register(IA3Config, "tf_adapters.methods.ia3.plan:plan_ia3", {"ia3": {}})
+register(
+    PromptTuningConfig,
+    "tf_adapters.methods.prompt_tuning.plan:plan_prompt_tuning",
+    {"prompt_tuning": {}},
+)
+register(
+    PrefixTuningConfig,
+    "tf_adapters.methods.prefix_tuning.plan:plan_prefix_tuning",
+    {"prefix_tuning": {}},
+)
+register(
+    AdaLoraConfig,
+    "tf_adapters.methods.adalora.plan:plan_adalora",
+    {"adalora": {}},
+)
 # A fusion mixes adapters already trained (`tfa.add_fusion`); a run asks for
 # it with its own options (`--method fusion --fuse A B`), not a shortcut.
-register(FusionConfig, plan_fusion, {})
+register(FusionConfig, "tf_adapters.methods.fusion.plan:plan_fusion", {})
 
 
 # Adapter options that runs (`FinetuneConfig`, the CLI) also take as options
@@ -179,6 +190,13 @@ def config_from_dict(data):
     return METHODS[data["method"]][0].from_dict(data)
 
 
+def import_planners():
+    """Imports every method's planner, and with it the method's layers,
+    which registers them with Keras (`import tf_adapters` calls it)."""
+    for _, planner in METHODS.values():
+        importlib.import_module(planner.partition(":")[0])
+
+
 def planner_for(config):
     entry = METHODS.get(getattr(config, "method", None))
     if entry is None or not isinstance(config, entry[0]):
@@ -187,4 +205,5 @@ def planner_for(config):
             f"{[c.__name__ for c, _ in METHODS.values()]}. "
             f"Received: {config!r}."
         )
-    return entry[1]
+    module, _, function = entry[1].partition(":")
+    return getattr(importlib.import_module(module), function)

@@ -2,23 +2,7 @@
 the `tf-adapters` command runs (finetune, evaluate, compare, generate,
 export, convert, demo, sweep). The CLI depends on this package only."""
 
-from tf_adapters.core.atomic import SaveError
-from tf_adapters.core.validation import base_type
-from tf_adapters.pipeline.compare import COMPARE_METHODS
-from tf_adapters.pipeline.compare import DEFAULT_METHODS
-from tf_adapters.pipeline.compare import FULL_LEARNING_RATE
-from tf_adapters.pipeline.compare import run_compare
-from tf_adapters.pipeline.config import FinetuneConfig
-from tf_adapters.pipeline.convert import run_convert
-from tf_adapters.pipeline.demo import run_demo
-from tf_adapters.pipeline.evaluate import run_evaluate
-from tf_adapters.pipeline.export import run_export
-from tf_adapters.pipeline.finetune import run_finetune
-from tf_adapters.pipeline.generate import run_generate
-from tf_adapters.pipeline.sweep import GRID
-from tf_adapters.pipeline.sweep import SWEEP_METHODS
-from tf_adapters.pipeline.sweep import run_sweep
-from tf_adapters.training.preemption import TrainingInterrupted
+from tf_adapters.core.lazy import lazy_attributes
 
 __all__ = [
     "COMPARE_METHODS",
@@ -39,3 +23,29 @@ __all__ = [
     "run_generate",
     "run_sweep",
 ]
+
+# Each name is imported on first use: the CLI's parser reads the configs and
+# method lists, which load no TensorFlow, and the jobs (which do) only once
+# the arguments are parsed.
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "SaveError": "tf_adapters.core.atomic",
+        "base_type": "tf_adapters.core.validation",
+        "COMPARE_METHODS": "tf_adapters.pipeline.compare",
+        "DEFAULT_METHODS": "tf_adapters.pipeline.compare",
+        "FULL_LEARNING_RATE": "tf_adapters.pipeline.compare",
+        "run_compare": "tf_adapters.pipeline.compare",
+        "FinetuneConfig": "tf_adapters.pipeline.config",
+        "run_convert": "tf_adapters.pipeline.convert",
+        "run_demo": "tf_adapters.pipeline.demo",
+        "run_evaluate": "tf_adapters.pipeline.evaluate",
+        "run_export": "tf_adapters.pipeline.export",
+        "run_finetune": "tf_adapters.pipeline.finetune",
+        "run_generate": "tf_adapters.pipeline.generate",
+        "GRID": "tf_adapters.pipeline.sweep",
+        "SWEEP_METHODS": "tf_adapters.pipeline.sweep",
+        "run_sweep": "tf_adapters.pipeline.sweep",
+        "TrainingInterrupted": "tf_adapters.training.preemption",
+    },
+)

@@ -26,9 +26,6 @@ from tf_adapters.pipeline.compare_report import write_outputs
 from tf_adapters.pipeline.config import BASELINE_LEARNING_RATES
 from tf_adapters.pipeline.config import SHORTCUTS
 from tf_adapters.pipeline.config import FinetuneConfig
-from tf_adapters.training.checkpointing import RESUMABLE
-from tf_adapters.training.checkpointing import run_fingerprint
-from tf_adapters.training.checkpointing import saved_fingerprint
 
 log = logging.getLogger("tf_adapters.compare")
 
@@ -276,6 +273,12 @@ def _same_run(earlier, run_config, defaults):
     """Whether two runs' options agree on everything that shapes training
     (adapters compared by the config they resolve to); an option the
     earlier run did not know yet counts as its default."""
+    # Here, not at the top: `checkpointing` loads Keras, and the CLI's
+    # parser reads this module's method lists.
+    from tf_adapters.training.checkpointing import RESUMABLE
+    from tf_adapters.training.checkpointing import run_fingerprint
+    from tf_adapters.training.checkpointing import saved_fingerprint
+
     if "adapter" in earlier:  # written by this version
         try:
             saved = run_fingerprint(FinetuneConfig.from_dict(earlier))
@@ -327,7 +330,7 @@ def _run_child(run_config, run_dir, label):
             [
                 sys.executable,
                 "-m",
-                "tf_adapters.cli.main",
+                "tf_adapters_cli",  # the `tf-adapters` command: quiet logs
                 "finetune",
                 "--config",
                 config_path,

@@ -11,7 +11,6 @@ from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
 from tf_adapters.methods import registry
 from tf_adapters.methods.fusion.config import FusionConfig
-from tf_adapters.pipeline.fusion import check_fuse
 from tf_adapters.training.distribution import STRATEGIES
 
 ADAPTERS = registry.adapter_method_names()
@@ -422,6 +421,10 @@ class FinetuneConfig:
             )
 
     def _check_adapter_options(self):
+        # Here, not at the top: `pipeline.fusion` loads TensorFlow, which the
+        # CLI's parser (this module) must not.
+        from tf_adapters.pipeline.fusion import check_fuse
+
         registry.check_option_names(self.adapter or {}, "`adapter`")
         check_fuse(self)
         if self.init_adapter is not None:

@@ -146,17 +146,23 @@ def _run(config, strategy, resume_from):
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     run = stages.Run(config, strategy)
-    stages.load(run)
-    stages.prepare(run)
-    stages.build_trainer(run)
-    stages.evaluate_base(run)
-    stages.adapt(run)
-    stages.compile_for_training(run, resume_from)
-    stages.train(run)
-    stages.save(run)
-    stages.evaluate(run)
-    stages.export(run)
-    report = make_report(run, time.perf_counter() - start)
+    phases = {}
+    for name, stage in (
+        ("load", stages.load),
+        ("data", stages.prepare),
+        ("build", stages.build_trainer),
+        ("base_evaluation", stages.evaluate_base),
+        ("adapt", stages.adapt),
+        ("compile", lambda run: stages.compile_for_training(run, resume_from)),
+        ("train", stages.train),
+        ("save", stages.save),
+        ("evaluation", stages.evaluate),
+        ("export", stages.export),
+    ):
+        began = time.perf_counter()
+        stage(run)
+        phases[name] = round(time.perf_counter() - began, 1)
+    report = make_report(run, time.perf_counter() - start, phases)
     atomic_write_text(
         os.path.join(config.output, "report.json"), json.dumps(report, indent=2)
     )
@@ -164,8 +170,10 @@ def _run(config, strategy, resume_from):
     return report
 
 
-def make_report(run, total_seconds):
-    """The run's `report.json`: options, parameters, timings, metrics."""
+def make_report(run, total_seconds, phases=None):
+    """The run's `report.json`: options, parameters, timings (`phases`:
+    seconds per stage, the first step's tracing and XLA compilation
+    inside `train`), metrics."""
     config, timer, summary = run.config, run.timer, run.summary
     steps = timer.times[1:] or timer.times
     report = {
@@ -225,6 +233,7 @@ def make_report(run, total_seconds):
         "checkpoint_bytes": _directory_bytes(run.checkpoint),
         "saved_model": run.saved_model,
         "total_seconds": round(total_seconds, 1),
+        "phases": phases,
         # Every option, the data's hash, versions and machine.
         "reproduce": provenance.reproduce(
             config,
@@ -250,11 +259,29 @@ def summary_table(report, metrics):
     lines.append(
         f"\n{report['test_examples']} test examples; {report['steps']} steps "
         f"({report['train_examples_seen']} examples) in "
-        f"{report['train_seconds']} s; total {report['total_seconds']} s.\n"
+        f"{report['train_seconds']} s; total {report['total_seconds']} s"
+        f"{_phase_text(report.get('phases'), report.get('first_step_seconds'))}"
+        ".\n"
         f"checkpoint: {report['checkpoint']}   SavedModel: "
         f"{report['saved_model']}"
     )
     return "\n".join(lines)
+
+
+def _phase_text(phases, first_step):
+    """` (load 9.1 s, data 2.0 s, ...)`: the phases that took 0.1 s or
+    more, the first step's share of training named."""
+    if not phases:
+        return ""
+    parts = []
+    for name, seconds in phases.items():
+        if seconds < 0.1:
+            continue
+        text = f"{name.replace('_', ' ')} {seconds:g} s"
+        if name == "train" and first_step is not None:
+            text += f" (first step {first_step:g} s)"
+        parts.append(text)
+    return " (" + ", ".join(parts) + ")"
 
 
 def move_aside(state_dir):

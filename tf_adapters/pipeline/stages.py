@@ -9,7 +9,6 @@ import dataclasses
 import logging
 import os
 import shutil
-import sys
 import time
 
 import keras
@@ -40,6 +39,7 @@ from tf_adapters.training.l2sp import apply_l2sp
 from tf_adapters.training.loraplus import loraplus_optimizer
 from tf_adapters.training.preemption import StopOnSignal
 from tf_adapters.training.preemption import TrainingInterrupted
+from tf_adapters.training.progress import keras_progress
 
 log = logging.getLogger("tf_adapters.finetune")
 
@@ -208,7 +208,8 @@ def train(run):
     )
     run.timer = StepTimer()
     stop = StopOnSignal()
-    callbacks = [run.timer, guard, saver, stop]
+    verbose, progress = keras_progress("training", config.steps, run.start_step)
+    callbacks = [run.timer, guard, saver, stop, *progress]
     if run.adapter_name is not None:
         adapter = adapter_config(run.model, run.adapter_name)
         if isinstance(adapter, AdaLoraConfig):
@@ -222,7 +223,7 @@ def train(run):
             epochs=epochs,
             initial_epoch=run.initial_epoch,
             callbacks=callbacks,
-            verbose=1 if sys.stdout.isatty() else 2,
+            verbose=verbose,
         )
         if stop.received is not None and guard.bad_step is None:
             saver.save()  # a second signal stops this write, not the state

@@ -18,6 +18,7 @@ from tf_adapters.evaluation.classification import classification_metrics
 from tf_adapters.tasks.base import Task
 from tf_adapters.tasks.label_word_classifier import LabelWordClassifier
 from tf_adapters.tasks.last_token_classifier import LastTokenClassifier
+from tf_adapters.training.progress import keras_progress
 
 SENTIMENT_TEMPLATE = (
     "<|im_start|>user\nReview: {text}\nIs the sentiment of this movie review "
@@ -79,8 +80,13 @@ class ClassificationTask(Task):
     def evaluate(self, trainer, model, config, split="test"):
         start = time.perf_counter()
         encoded = self.evaluation_split(split)
+        batches = -(-len(encoded.y) // config.batch_size)
+        verbose, progress = keras_progress(f"evaluating ({split})", batches)
         logits = trainer.predict(
-            encoded.x, batch_size=config.batch_size, verbose=0
+            encoded.x,
+            batch_size=config.batch_size,
+            verbose=verbose,
+            callbacks=progress,
         )
         metrics = classification_metrics(
             encoded.y, np.argmax(logits, -1), len(self.labels)

@@ -16,6 +16,7 @@ from tf_adapters.evaluation.generation import generate_continuations
 from tf_adapters.evaluation.text import perplexity
 from tf_adapters.tasks.base import Task
 from tf_adapters.tasks.language_model import LanguageModel
+from tf_adapters.training.progress import progress_lines
 
 CHAT_TEMPLATE = "<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
 
@@ -85,11 +86,14 @@ class PromptResponseTask(Task):
         start = time.perf_counter()
         encoded = self.evaluation_split(split)
         references = self.answers[split]["references"]
+        prompt_ids = self.answers[split]["prompt_ids"]
+        batches = -(-len(prompt_ids) // config.batch_size)
         predictions = generate_continuations(
             model,
-            self.answers[split]["prompt_ids"],
+            prompt_ids,
             config.max_new_tokens,
             config.batch_size,
+            progress=progress_lines(f"generating ({split})", batches),
         )
         metrics = self.score(predictions, references)
         value = perplexity(trainer, encoded.dataset(config.batch_size))

@@ -9,8 +9,6 @@ no string preprocessing runs inside the replicated step.
 
 import os
 
-import tensorflow as tf
-
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -25,6 +23,10 @@ def make_strategy(name):
     - `tpu`: `TPUStrategy` on the TPU this VM is attached to (static shapes:
       batches are cut with `drop_remainder`).
     """
+    # Here, not at the top: `STRATEGIES` feeds the CLI's parser, which
+    # must not load TensorFlow.
+    import tensorflow as tf
+
     if name not in STRATEGIES:
         raise ValueError(
             f"`strategy` must be one of {list(STRATEGIES)}. Received: "

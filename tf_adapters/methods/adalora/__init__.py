@@ -16,8 +16,17 @@ follows PEFT (0.21) exactly, so results compare with PEFT's:
 - The budget is rounded down; ties at the threshold are all masked.
 """
 
-from tf_adapters.methods.adalora.adalora_layer import AdaLoraLayer
-from tf_adapters.methods.adalora.callback import AdaLoraCallback
+from tf_adapters.core.lazy import lazy_attributes
 from tf_adapters.methods.adalora.config import AdaLoraConfig
 
 __all__ = ["AdaLoraCallback", "AdaLoraConfig", "AdaLoraLayer"]
+
+# The layers load Keras, on first use: the configs alone (what the CLI's
+# parser reads) stay TensorFlow-free.
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "AdaLoraCallback": "tf_adapters.methods.adalora.callback",
+        "AdaLoraLayer": "tf_adapters.methods.adalora.adalora_layer",
+    },
+)

@@ -1,7 +1,7 @@
 import dataclasses
 
 from tf_adapters.core.config import AdapterConfig
-from tf_adapters.core.layer_paths import first_match
+from tf_adapters.core.path_patterns import first_match
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
 from tf_adapters.core.validation import check_pattern_map

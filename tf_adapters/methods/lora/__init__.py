@@ -1,4 +1,13 @@
+from tf_adapters.core.lazy import lazy_attributes
 from tf_adapters.methods.lora.config import LoraConfig
-from tf_adapters.methods.lora.lora_layer import LoraLayer
 
 __all__ = ["LoraConfig", "LoraLayer"]
+
+# The layers load Keras, on first use: the configs alone (what the CLI's
+# parser reads) stay TensorFlow-free.
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "LoraLayer": "tf_adapters.methods.lora.lora_layer",
+    },
+)

@@ -1,6 +1,7 @@
 """GGUF Llama → keras-hub causal LM (`GGUFLlamaCausalLM`)."""
 
 import logging
+import time
 
 from tf_adapters.models.gguf.gguf_reader import read_llama_gguf
 from tf_adapters.models.gguf.llama_classes import GGUFLlamaBackbone
@@ -28,9 +29,12 @@ def convert_gguf(path, sequence_length=256, dtype="float32"):
         `GGUFLlamaCausalLM` with its tokenizer and preprocessor.
     """
     log.info("Converting %s to keras-hub (dequantizing to float32)", path)
+    start = time.perf_counter()
     source = read_llama_gguf(path)
+    log.info("read %d tensors", len(source.weights))
     backbone = build_backbone(source, dtype=dtype)
     tokenizer = build_tokenizer(source)
+    log.info("converted in %.1f s", time.perf_counter() - start)
     preprocessor = GGUFLlamaCausalLMPreprocessor(
         tokenizer,
         sequence_length=sequence_length,

@@ -1,0 +1,101 @@
+"""The issue's performance targets, checked on a bench result."""
+
+
+def _target(name, paired, row, other, threshold, at_most=False):
+    """(target, paired ratio, ratio of medians, met) of one target."""
+    medians = None if row is None else other["median_s"] / row["median_s"]
+    values = [v for v in (paired["ratio"], medians) if v is not None]
+    passes = [v <= threshold if at_most else v >= threshold for v in values]
+    if all(passes):
+        met = "yes"
+    elif not any(passes):
+        met = "NO"
+    else:
+        met = "paired only" if passes[0] else "medians only"
+    return name, paired["ratio"], medians, met
+
+
+def _train_targets(rows):
+    out = []
+    if "vs_full" in rows.get("lora", {}):
+        out.append(
+            _target(
+                "LoRA ≥ 1.4× full fine-tuning tokens/s",
+                rows["lora"]["vs_full"],
+                rows["lora"],
+                rows["full"],
+                1.4,
+            )
+        )
+    if "vs_enable_lora" in rows.get("lora", {}):
+        out.append(
+            _target(
+                "LoRA ≥ 1.15× Keras enable_lora",
+                rows["lora"]["vs_enable_lora"],
+                rows["lora"],
+                rows["enable_lora"],
+                1.15,
+            )
+        )
+    for method in ("houlsby", "pfeiffer", "parallel"):
+        if method in rows:
+            out.append(
+                _target(
+                    f"{method} ≥ 1.3× full fine-tuning",
+                    rows[method]["vs_full"],
+                    rows[method],
+                    rows["full"],
+                    1.3,
+                )
+            )
+    return out
+
+
+def targets(result):
+    """[(target, paired ratio, ratio of medians, met)] for the issue's
+    targets that were run; `met` is "yes", "NO", "paired only" or
+    "medians only"."""
+    out = []
+    # The plan's first training run is the one the targets are about
+    # (GPT-2-small shape, float32, XLA on, every method).
+    runs = result.get("train") or [None]
+    if runs[0] and "full" in runs[0]["methods"]:
+        out += _train_targets(runs[0]["methods"])
+    for batch in result.get("generate", {}).get("batches", []):
+        rows, b = batch["variants"], batch["batch_size"]
+        if "lora_merged" in rows:
+            out.append(
+                _target(
+                    f"merged LoRA ≥ 0.98× base (batch {b})",
+                    rows["lora_merged"]["vs_base"],
+                    rows["lora_merged"],
+                    rows["base"],
+                    0.98,
+                )
+            )
+        for name in ("lora_unmerged", "houlsby"):
+            if name in rows:
+                out.append(
+                    _target(
+                        f"{name} overhead ≤ 10 % (≥ 0.909× base, batch {b})",
+                        rows[name]["vs_base"],
+                        rows[name],
+                        rows["base"],
+                        1 / 1.1,
+                    )
+                )
+    for mem in result.get("memory", []):
+        rows = mem["methods"]
+        if "full" in rows and "lora" in rows:
+            v = rows["lora"]["peak_rss_mb"] / rows["full"]["peak_rss_mb"]
+            out.append(
+                _target(
+                    "LoRA peak memory ≤ 0.7× full",
+                    {"ratio": v},
+                    None,
+                    None,
+                    0.7,
+                    at_most=True,
+                )
+            )
+    return out
