@@ -36,6 +36,14 @@ from bench.timing import run_child
 from tf_adapters.core.atomic import atomic_write_text
 
 SUITES = ("train", "memory", "generate", "serve")
+# LoRA with and without gradient checkpointing (`finetune --remat`) at
+# sequence length 1,024, XLA on as in `finetune`; batch 1 keeps the run
+# without it within a few GB on GPT-2 small.
+REMAT_RUN = dict(
+    sequence_length=1024,
+    batch_size=1,
+    methods=["lora", "lora" + train.REMAT],
+)
 
 
 def plan(quick):
@@ -66,6 +74,12 @@ def plan(quick):
                     jit_compile=False,
                     methods=["full", "lora"],
                 ),
+                dict(
+                    REMAT_RUN,
+                    shape="tiny",
+                    sequence_length=256,
+                    jit_compile=False,
+                ),
             ],
             "generate": dict(
                 shape="tiny",
@@ -93,6 +107,7 @@ def plan(quick):
         ],
         "memory": [
             dict(shape="gpt2_small", methods=trio + ["pfeiffer", "ia3"]),
+            dict(REMAT_RUN, shape="gpt2_small"),
         ],
         "generate": dict(shape="gpt2_small"),
         "serve": dict(shape="gpt2_small"),

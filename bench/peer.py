@@ -20,6 +20,8 @@ import os
 import time
 import warnings
 
+from bench.shapes import dims
+
 PEFT_TARGETS = {"gpt2": ["c_attn"], "llama": ["q_proj", "v_proj"]}
 
 
@@ -43,36 +45,35 @@ def set_threads():
 
 
 def hf_config(shape):
-    """The `transformers` configuration of a `bench.shapes` shape."""
+    """The `transformers` configuration of a `bench.shapes` shape, from the
+    same dimensions (`bench.shapes.DIMS`) as the keras-hub backbone."""
     import transformers
 
-    if shape in ("gpt2_small", "tiny"):
-        small = shape == "tiny"
+    d = dims(shape)
+    if d["family"] == "gpt2":
         # keras-hub's GPT-2: tanh GELU ("gelu_new"), dropout 0.1, like
         # these defaults.
         return transformers.GPT2Config(
-            vocab_size=512 if small else 50257,
-            n_positions=256 if small else 1024,
-            n_embd=32 if small else 768,
-            n_layer=2 if small else 12,
-            n_head=2 if small else 12,
-            n_inner=64 if small else 3072,
+            vocab_size=d["vocabulary"],
+            n_positions=d["max_length"],
+            n_embd=d["hidden"],
+            n_layer=d["layers"],
+            n_head=d["heads"],
+            n_inner=d["intermediate"],
             bos_token_id=0,
             eos_token_id=0,
         )
-    if shape == "smollm2_135m":
-        return transformers.LlamaConfig(
-            vocab_size=49152,
-            hidden_size=576,
-            intermediate_size=1536,
-            num_hidden_layers=30,
-            num_attention_heads=9,
-            num_key_value_heads=3,
-            rope_theta=100000.0,
-            rms_norm_eps=1e-5,
-            tie_word_embeddings=True,
-        )
-    raise ValueError(f"No `transformers` peer for shape {shape!r}.")
+    return transformers.LlamaConfig(
+        vocab_size=d["vocabulary"],
+        hidden_size=d["hidden"],
+        intermediate_size=d["intermediate"],
+        num_hidden_layers=d["layers"],
+        num_attention_heads=d["heads"],
+        num_key_value_heads=d["kv_heads"],
+        rope_theta=d["rope_wavelength"],
+        rms_norm_eps=d["norm_epsilon"],
+        tie_word_embeddings=d["tied"],
+    )
 
 
 def build_model(shape, seed=0):

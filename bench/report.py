@@ -36,6 +36,7 @@ FUSED = (
     "too, with as many trainable parameters as our query + value"
 )
 TRAIN_PEERS = {"enable_lora": "vs enable_lora", "peft_lora": "vs PEFT LoRA"}
+REMAT = "_remat"  # bench.train.REMAT: a memory row with `--remat`
 
 
 def _f(x, digits=2):
@@ -207,6 +208,9 @@ def _memory_tables(result):
     lines = ["## Peak memory (one process per method, 3 steps)", ""]
     for mem in result["memory"]:
         rows = mem["methods"]
+        if any(method.endswith(REMAT) for method in rows):
+            lines += _remat_table(mem)
+            continue
         full = rows.get("full", {}).get("peak_rss_mb")
         lines += [
             f"**{mem['shape']}**",
@@ -222,6 +226,36 @@ def _memory_tables(result):
             )
         lines.append("")
     return lines
+
+
+def _remat_table(mem):
+    """LoRA with and without gradient checkpointing (`lora_remat`): peak
+    memory and speed, each against the same method without it."""
+    rows = mem["methods"]
+    lines = [
+        f"**{mem['shape']}: gradient checkpointing (`--remat`)**, batch "
+        f"{mem.get('batch_size', 4)} × {mem.get('sequence_length', 128)} "
+        f"tokens, jit_compile={mem.get('jit_compile', True)}; tokens/s from "
+        "the steps after the first",
+        "",
+        "| method | remat | peak RSS (MiB) | tokens/s | peak RSS vs "
+        "without | tokens/s vs without |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for method, row in rows.items():
+        remat = method.endswith(REMAT)
+        name = method[: -len(REMAT)] if remat else method
+        other = rows.get(name) if remat else None
+        rss = tokens = "–"
+        if other:
+            rss = f"{row['peak_rss_mb'] / other['peak_rss_mb']:.2f}×"
+            tokens = f"{row['tokens_per_s'] / other['tokens_per_s']:.2f}×"
+        lines.append(
+            f"| {name} | {'yes' if remat else 'no'} | "
+            f"{row['peak_rss_mb']:,.0f} | {_f(row.get('tokens_per_s'), 0)} | "
+            f"{rss} | {tokens} |"
+        )
+    return lines + [""]
 
 
 def _generate_table(gen, result):

@@ -6,6 +6,53 @@ import keras_hub
 SHAPES = ("gpt2_small", "smollm2_135m", "tiny")
 
 
+# One table of dimensions per shape; `build_backbone` (keras-hub) and
+# `bench.peer.hf_config` (transformers) both read it.
+DIMS = {
+    "gpt2_small": dict(
+        family="gpt2",
+        vocabulary=50257,
+        layers=12,
+        heads=12,
+        kv_heads=12,
+        hidden=768,
+        intermediate=3072,
+        max_length=1024,
+    ),
+    "smollm2_135m": dict(
+        family="llama",
+        vocabulary=49152,
+        layers=30,
+        heads=9,
+        kv_heads=3,
+        hidden=576,
+        intermediate=1536,
+        rope_wavelength=100000.0,
+        norm_epsilon=1e-5,
+        tied=True,
+    ),
+    "tiny": dict(
+        family="gpt2",
+        vocabulary=512,
+        layers=2,
+        heads=2,
+        kv_heads=2,
+        hidden=32,
+        intermediate=64,
+        max_length=256,
+    ),
+}
+
+
+def dims(shape):
+    """The dimensions of a named shape (`DIMS[shape]`), or a clear error."""
+    if shape not in DIMS:
+        raise ValueError(
+            f"`shape` must be one of {SHAPES}. Received: {shape!r}."
+        )
+    return DIMS[shape]
+
+
 def build_backbone(shape, dtype="float32", seed=0):
     """A keras-hub backbone of a named shape with random weights.
 
@@ -16,41 +63,30 @@ def build_backbone(shape, dtype="float32", seed=0):
       embeddings);
     - `tiny`: a 2-layer GPT-2 for smoke tests.
     """
+    d = dims(shape)
     keras.utils.set_random_seed(seed)
-    if shape == "gpt2_small":
+    if d["family"] == "gpt2":
         return keras_hub.models.GPT2Backbone(
-            vocabulary_size=50257,
-            num_layers=12,
-            num_heads=12,
-            hidden_dim=768,
-            intermediate_dim=3072,
-            max_sequence_length=1024,
+            vocabulary_size=d["vocabulary"],
+            num_layers=d["layers"],
+            num_heads=d["heads"],
+            hidden_dim=d["hidden"],
+            intermediate_dim=d["intermediate"],
+            max_sequence_length=d["max_length"],
             dtype=dtype,
         )
-    if shape == "smollm2_135m":
-        return keras_hub.models.LlamaBackbone(
-            vocabulary_size=49152,
-            num_layers=30,
-            num_query_heads=9,
-            num_key_value_heads=3,
-            hidden_dim=576,
-            intermediate_dim=1536,
-            rope_max_wavelength=100000.0,
-            layer_norm_epsilon=1e-5,
-            tie_word_embeddings=True,
-            dtype=dtype,
-        )
-    if shape == "tiny":
-        return keras_hub.models.GPT2Backbone(
-            vocabulary_size=512,
-            num_layers=2,
-            num_heads=2,
-            hidden_dim=32,
-            intermediate_dim=64,
-            max_sequence_length=256,
-            dtype=dtype,
-        )
-    raise ValueError(f"`shape` must be one of {SHAPES}. Received: {shape!r}.")
+    return keras_hub.models.LlamaBackbone(
+        vocabulary_size=d["vocabulary"],
+        num_layers=d["layers"],
+        num_query_heads=d["heads"],
+        num_key_value_heads=d["kv_heads"],
+        hidden_dim=d["hidden"],
+        intermediate_dim=d["intermediate"],
+        rope_max_wavelength=d["rope_wavelength"],
+        layer_norm_epsilon=d["norm_epsilon"],
+        tie_word_embeddings=d["tied"],
+        dtype=dtype,
+    )
 
 
 def matmul_params(backbone):

@@ -7,7 +7,9 @@ The peer is float32 only; a run of another dtype leaves it out with a
 note, as it does without torch, transformers or peft.
 
 `memory` runs one method alone: a process's peak resident memory is all it
-has, so memory is measured one method per process (`bench.child`).
+has, so memory is measured one method per process (`bench.child`). A
+method name ending in `_remat` (`lora_remat`) is that method with
+gradient checkpointing of the decoder blocks (`finetune --remat`).
 """
 
 import gc
@@ -28,6 +30,7 @@ from bench.timing import peak_rss_mb
 from bench.timing import summary
 from bench.timing import switch_cost
 from tf_adapters.tasks.language_model import LanguageModel
+from tf_adapters.training.remat import checkpoint_decoder_layers
 
 METHODS = (
     "full",
@@ -43,6 +46,7 @@ METHODS = (
 PEERS = ("peft_lora",)  # PyTorch rows (bench.peer)
 RANK = 8
 TARGETS = ["query", "value"]  # keras-hub's own LoRA targets for both shapes
+REMAT = "_remat"  # `lora_remat`: LoRA with gradient checkpointing
 
 
 def adapter_config(method):
@@ -55,8 +59,17 @@ def adapter_config(method):
     return tfa.BottleneckConfig(variant=method)
 
 
+def split_remat(method):
+    """`(method, remat)`: `"lora_remat"` is `("lora", True)`."""
+    if method.endswith(REMAT):
+        return method[: -len(REMAT)], True
+    return method, False
+
+
 def build_trainer(shape, method, dtype, jit_compile):
-    """A compiled next-token model whose trainable weights are `method`'s."""
+    """A compiled next-token model whose trainable weights are `method`'s
+    (a `_remat` method checkpoints the decoder blocks)."""
+    method, remat = split_remat(method)
     backbone = build_backbone(shape, dtype)
     if method == "full":
         backbone.trainable = True
@@ -64,6 +77,8 @@ def build_trainer(shape, method, dtype, jit_compile):
         backbone.enable_lora(RANK, target_layer_names=TARGETS)
     else:
         tfa.add_adapter(backbone, adapter_config(method), name="bench")
+    if remat:
+        checkpoint_decoder_layers(backbone)
     model = LanguageModel(backbone)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-4),
@@ -239,18 +254,26 @@ def memory(
     jit_compile=True,
     batch_size=4,
     sequence_length=128,
+    steps=3,
 ):
     """Peak resident memory of a process that builds one model and runs
-    three training steps."""
+    `steps` training steps; tokens/s from the steps after the first
+    (which traces and compiles)."""
     x, y = batch(shape, batch_size, sequence_length)
     before = peak_rss_mb()
     model = build_trainer(shape, method, dtype, jit_compile)
     built = peak_rss_mb()
-    for _ in range(3):
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
         model.train_on_batch(x, y)
+        seconds.append(time.perf_counter() - start)
+    later = seconds[1:] or seconds
     return {
         "method": method,
         "peak_rss_mb": peak_rss_mb(),
         "after_build_mb": built,
         "before_build_mb": before,
+        "steps_s": [round(t, 4) for t in seconds],
+        "tokens_per_s": batch_size * sequence_length / float(np.median(later)),
     }

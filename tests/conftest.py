@@ -46,3 +46,13 @@ def count_traces(monkeypatch):
         return traces
 
     return count
+
+
+def pytest_collection_modifyitems(config, items):
+    """`large` tests (real weights, long runs) run only with `-m large`."""
+    if "large" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="large: opt in with `-m large`")
+    for item in items:
+        if "large" in item.keywords:
+            item.add_marker(skip)

@@ -48,6 +48,16 @@ def test_every_exported_name_documents_an_example():
     assert not skipped, f"examples that do not run: {skipped}"
 
 
+def test_every_exported_name_documents_its_arguments_and_result():
+    missing = []
+    for name in tfa.__all__:
+        obj = getattr(tfa, name)
+        doc = inspect.getdoc(obj) or ""
+        sections = ["Args:"] + ([] if inspect.isclass(obj) else ["Returns:"])
+        missing += [f"{name}: {s}" for s in sections if s not in doc]
+    assert not missing, missing
+
+
 def test_help_lists_the_whole_api():
     doc = tfa.__doc__
     missing = [name for name in tfa.__all__ if f"`{name}`" not in doc]

@@ -4,6 +4,9 @@ The public API, in the order of the article's pipeline:
 
 - Base model: `load_base` (the embedded SmolLM2-135M, a keras-hub preset,
   a Hugging Face folder or a GGUF file).
+- Data: `load_data` (the built-in datasets, files or TFDS, cleaned),
+  `split_data` (seeded train / validation / test), `encode_prompts` (a
+  prompt template around each text, tokenized for `fit`).
 - Adapter configs: `LoraConfig`, `BottleneckConfig` (Houlsby, Pfeiffer,
   parallel), `IA3Config`, `PromptTuningConfig`, `PrefixTuningConfig`
   (`fold_prefix` folds its reparameterization network after training).
@@ -17,7 +20,8 @@ The public API, in the order of the article's pipeline:
   rank budget moves to the layers that matter), `AdaLoraCallback`, the
   Keras callback that allocates it during `fit`, and `adalora_ranks`.
 - Task models that `compile` / `fit` / `evaluate` train:
-  `LabelWordClassifier`, `LastTokenClassifier`, `LanguageModel`; and
+  `LabelWordClassifier` (`LabelWordClassifier.from_causal_lm(lm,
+  labels)`), `LastTokenClassifier`, `LanguageModel`; and
   `loraplus_optimizer` (LoRA+: LoRA's `B` at a higher learning rate).
 - Merging: `merge_adapter`, `unmerge_adapter`, `merge_and_unload`;
   `add_weighted_adapter` combines LoRA adapters into a new one (PEFT's
@@ -78,6 +82,7 @@ __all__ = [
     "delete_adapter",
     "disable_adapters",
     "enable_adapters",
+    "encode_prompts",
     "export_hf",
     "export_saved_model",
     "fold_prefix",
@@ -85,6 +90,7 @@ __all__ = [
     "list_adapters",
     "load_adapter",
     "load_base",
+    "load_data",
     "loraplus_optimizer",
     "merge_adapter",
     "merge_and_unload",
@@ -92,6 +98,7 @@ __all__ = [
     "save_adapter",
     "save_model",
     "set_active_adapter",
+    "split_data",
     "trainable_summary",
     "unmerge_adapter",
 ]
@@ -121,6 +128,9 @@ else:
     from tf_adapters.core.composition import Parallel
     from tf_adapters.core.composition import Stack
     from tf_adapters.core.integrity import CorruptFileError
+    from tf_adapters.data.api import encode_prompts
+    from tf_adapters.data.api import load_data
+    from tf_adapters.data.api import split_data
     from tf_adapters.export.saved_model import export_saved_model
     from tf_adapters.injection.adapted_model import register_keras_hub_classes
     from tf_adapters.injection.api import active_adapter

@@ -9,6 +9,7 @@ import pytest
 from bench import load
 from bench.report import markdown
 from bench.targets import targets
+from tests.bench.fake_report import bench_report
 
 IDLE = {
     "loadavg_before": [0.05, 0.1, 0.1],
@@ -54,19 +55,7 @@ def _result(mfu=0.5, run_load=IDLE, bench_load=IDLE):
             "lora": _row(1.700, mfu, vs_full=paired),
         },
     }
-    return {
-        "date": "now",
-        "command": "python -m bench",
-        "machine": {
-            "cpu": "cpu",
-            "cores": 2,
-            "tensorflow": "x",
-            "keras": "x",
-            "keras_hub": "x",
-        },
-        "load": bench_load,
-        "train": [run],
-    }
+    return bench_report(load=bench_load, train=[run])
 
 
 def _percentages(text):
@@ -100,7 +89,7 @@ def test_vs_cells_give_the_ratio_of_medians_of_the_tokens_per_s_columns():
 
 
 def test_targets_say_when_the_two_ratios_disagree():
-    (lora,) = [t for t in targets(_result()) if t[0].startswith("LoRA")]
+    (lora,) = [t for t in targets(_result()) if t[0].startswith("LoRA ≥ 1.4")]
     # Target 1.4×: paired 1.39× misses it, the medians (1.71×) meet it.
     assert lora[1:] == (1.39, pytest.approx(2.909 / 1.700), "medians only")
     result = _result()
@@ -108,7 +97,10 @@ def test_targets_say_when_the_two_ratios_disagree():
         2.7, 0.5, vs_full={"ratio": 1.35, "min": 1.0, "max": 2.0}
     )
     (houlsby,) = [t for t in targets(result) if t[0].startswith("houlsby")]
-    assert houlsby[3] == "paired only"  # 2.909 / 2.7 = 1.08 < 1.3
+    assert houlsby[3] == "NO"  # paired 1.35 and 2.909 / 2.7 = 1.08 < 1.4
+    result["train"][0]["methods"]["houlsby"]["vs_full"]["ratio"] = 1.45
+    (houlsby,) = [t for t in targets(result) if t[0].startswith("houlsby")]
+    assert houlsby[3] == "paired only"
 
 
 @pytest.mark.parametrize(

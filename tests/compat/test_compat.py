@@ -106,6 +106,27 @@ def test_class_swap_in_and_out():
     )
 
 
+class Plus:
+    class_prefix = "Plus"
+
+    def call(self, x):
+        return 1 + super().call(x)
+
+
+def test_swap_out_keeps_the_other_mixins():
+    pair = _pair()
+    x = np.ones((1, 4), "float32")
+    before = np.asarray(pair(x))
+    class_swap.swap_in(pair, Loud)
+    class_swap.swap_in(pair, Plus)  # Plus(Loud(Pair)): 1 + 2·f
+    np.testing.assert_allclose(pair(x), 1 + 2 * before, rtol=1e-6)
+    class_swap.swap_out(pair, Loud)  # the inner one out: Plus(Pair)
+    assert type(pair) is class_swap.mixed_class(Plus, Pair)
+    np.testing.assert_allclose(pair(x), 1 + before, rtol=1e-6)
+    class_swap.swap_out(pair, Plus)
+    assert type(pair) is Pair
+
+
 def test_reset_compiled_functions():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.predict(np.ones((2, 4), "float32"), verbose=0)

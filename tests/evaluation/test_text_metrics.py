@@ -76,3 +76,20 @@ def test_perplexity_by_hand():
     w = np.array([[1, 1, 0]], "float32")
     ds = tf.data.Dataset.from_tensors((x, y, w))
     assert perplexity(Fixed(), ds) == pytest.approx(2**1.5, 1e-5)
+
+
+def test_perplexity_traces_once_for_every_batch_size():
+    traces = []
+
+    class Uniform(keras.Model):
+        def call(self, x):
+            traces.append(1)  # Python runs only while tracing
+            shape = tf.shape(x["token_ids"])
+            return tf.zeros([shape[0], shape[1], 8])
+
+    x = {"token_ids": np.zeros((5, 3), "int32")}
+    y = np.ones((5, 3), "int32")
+    w = np.ones((5, 3), "float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y, w)).batch(2)  # 2, 2, 1
+    assert perplexity(Uniform(), ds) == pytest.approx(8.0, 1e-5)
+    assert len(traces) == 1

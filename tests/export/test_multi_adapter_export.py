@@ -9,6 +9,9 @@ import tf_adapters as tfa
 from tf_adapters.export.saved_model import export_saved_model
 
 NAMES = ["lora", "ia3", "houlsby", "parallel", "dora", "pissa"]
+# Exported alone too (a wrapped projection, a bottleneck); every adapter's
+# rows are also checked against the Keras model with it active.
+SINGLES = ["lora", "houlsby"]
 
 
 def _size(path):
@@ -29,7 +32,7 @@ def exports(tmp_path_factory):
         tiny_models.randomize_adapter(model, seed=seed)
     multi = export_saved_model(model, tmp, "multi", adapters=NAMES, text=False)
     singles = {}
-    for name in NAMES:
+    for name in SINGLES:
         tfa.set_active_adapter(model, name)
         singles[name] = export_saved_model(model, tmp, name, text=False)
     return model, multi, singles
@@ -41,7 +44,7 @@ def _inputs():
 
 
 def test_mixed_batch_matches_single_adapter_exports(exports):
-    _, multi, singles = exports
+    model, multi, singles = exports
     chosen = ["lora", "dora", "houlsby", "pissa", "ia3", "parallel"]
     x = _inputs()
     loaded = tf.saved_model.load(multi)
@@ -50,8 +53,14 @@ def test_mixed_batch_matches_single_adapter_exports(exports):
         adapter=tf.constant(chosen), max_new_tokens=tf.constant(4), **x
     )
     for i, name in enumerate(chosen):
-        single = tf.saved_model.load(singles[name])
         row = {k: v[i : i + 1] for k, v in x.items()}
+        tfa.set_active_adapter(model, name)
+        np.testing.assert_allclose(
+            logits["logits"][i : i + 1], model(row), atol=1e-5
+        )
+        if name not in singles:
+            continue
+        single = tf.saved_model.load(singles[name])
         expected = single.signatures["logits"](**row)["logits"]
         np.testing.assert_allclose(
             logits["logits"][i : i + 1], expected, atol=1e-5
@@ -67,10 +76,11 @@ def test_mixed_batch_matches_single_adapter_exports(exports):
 
 def test_one_export_is_smaller_than_separate_exports(exports):
     _, multi, singles = exports
-    separate = sum(_size(p) for p in singles.values())
+    # Separate exports differ only in their adapter: each holds the base.
+    separate = len(NAMES) * min(_size(p) for p in singles.values())
     print(
-        f"{len(singles)} adapters: one export {_size(multi)} B, "
-        f"separate exports {separate} B"
+        f"{len(NAMES)} adapters: one export {_size(multi)} B, "
+        f"separate exports at least {separate} B"
     )
     assert _size(multi) < separate
 

@@ -15,7 +15,6 @@ import logging
 import sys
 
 from tf_adapters.cli import quiet
-from tf_adapters.cli import xla_cache
 from tf_adapters.pipeline import COMPARE_METHODS
 from tf_adapters.pipeline import DEFAULT_METHODS
 from tf_adapters.pipeline import FULL_LEARNING_RATE
@@ -24,6 +23,7 @@ from tf_adapters.pipeline import SWEEP_METHODS
 from tf_adapters.pipeline import FinetuneConfig
 from tf_adapters.pipeline import SaveError
 from tf_adapters.pipeline import base_type
+from tf_adapters.pipeline import xla_cache
 
 # Exit statuses besides 0 (done) and 2 (bad options or input), from
 # sysexits.h; `finetune --help` lists them.

@@ -101,15 +101,36 @@ def bleu(predictions, references):
 def perplexity(model, dataset):
     """`exp` of the mean token cross-entropy, weighted by sample weights.
 
+    One `tf.function` updates keras-hub's `Perplexity` on each batch,
+    traced once for every batch size (the batch dimension is left free),
+    and compiled with XLA when the model is (`model.jit_compile`).
+
     Args:
         model: a `keras.Model` mapping inputs to next-token logits.
-        dataset: batches of `(x, y, sample_weight)`.
+        dataset: a `tf.data.Dataset` of `(x, y, sample_weight)` batches.
+
+    Returns:
+        float: the perplexity.
     """
     import keras_hub
+    import tensorflow as tf
 
     metric = keras_hub.metrics.Perplexity(from_logits=True)
-    for x, y, weight in dataset:
+    spec = tf.nest.map_structure(
+        lambda s: tf.TensorSpec([None, *s.shape[1:]], s.dtype),
+        dataset.element_spec,
+    )
+
+    def update(x, y, weight):
         metric.update_state(y, model(x, training=False), sample_weight=weight)
+
+    update = tf.function(
+        update,
+        input_signature=list(spec),
+        jit_compile=bool(getattr(model, "jit_compile", False)),
+    )
+    for x, y, weight in dataset:
+        update(x, y, weight)
     return float(metric.result())
 
 

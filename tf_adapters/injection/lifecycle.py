@@ -6,6 +6,7 @@ every change ends in the same `refresh`: enabled flags, what trains, and
 compiled functions dropped.
 """
 
+import keras
 import keras_hub
 
 from tf_adapters.compat.class_swap import swap_out
@@ -30,16 +31,19 @@ from tf_adapters.methods.registry import planner_for
 
 
 def split_model(model):
-    """`(backbone, task)` of a keras-hub `Backbone` or `Task`."""
+    """`(backbone, task)` of a keras-hub `Backbone`, or of a model around
+    one (a keras-hub `Task` such as a `CausalLM`, or one of our task models
+    such as `LabelWordClassifier`)."""
     if isinstance(model, keras_hub.models.Backbone):
         return model, None
-    if isinstance(model, keras_hub.models.Task) and isinstance(
+    if isinstance(model, keras.Model) and isinstance(
         getattr(model, "backbone", None), keras_hub.models.Backbone
     ):
         return model.backbone, model
     raise TypeError(
-        "`model` must be a keras-hub `CausalLM` (or other `Task`) or "
-        f"`Backbone`. Received: {type(model).__name__}."
+        "`model` must be a keras-hub `CausalLM` (or other `Task`), a "
+        "`Backbone`, or a model with a keras-hub `backbone` (e.g. "
+        f"`tfa.LabelWordClassifier`). Received: {type(model).__name__}."
     )
 
 

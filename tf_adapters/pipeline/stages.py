@@ -40,6 +40,7 @@ from tf_adapters.training.loraplus import loraplus_optimizer
 from tf_adapters.training.preemption import StopOnSignal
 from tf_adapters.training.preemption import TrainingInterrupted
 from tf_adapters.training.progress import keras_progress
+from tf_adapters.training.remat import checkpoint_decoder_layers
 
 log = logging.getLogger("tf_adapters.finetune")
 
@@ -171,8 +172,12 @@ def adapt(run):
 
 
 def compile_for_training(run, resume_from):
-    """Optimizer, loss and metrics; restores an interrupted run's state."""
+    """Optimizer, loss and metrics (and gradient checkpointing, before the
+    training step is traced); restores an interrupted run's state."""
     config = run.config
+    if config.remat:
+        blocks = checkpoint_decoder_layers(run.model)
+        log.info("gradient checkpointing of %d decoder blocks", len(blocks))
     optimizer = keras.optimizers.Adam(config.learning_rate_schedule())
     if config.loraplus_lr_ratio is not None:
         optimizer = loraplus_optimizer(optimizer, config.loraplus_lr_ratio)

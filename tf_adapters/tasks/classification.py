@@ -13,10 +13,10 @@ import numpy as np
 from tf_adapters.data.classification import load_classification_records
 from tf_adapters.data.encoding import Encoded
 from tf_adapters.data.encoding import encode_templated
-from tf_adapters.data.encoding import tokenize
 from tf_adapters.evaluation.classification import classification_metrics
 from tf_adapters.tasks.base import Task
 from tf_adapters.tasks.label_word_classifier import LabelWordClassifier
+from tf_adapters.tasks.label_word_classifier import label_token_ids
 from tf_adapters.tasks.last_token_classifier import LastTokenClassifier
 from tf_adapters.training.progress import keras_progress
 
@@ -25,18 +25,6 @@ SENTIMENT_TEMPLATE = (
     "positive or negative? Answer with one word.<|im_end|>\n"
     "<|im_start|>assistant\n"
 )
-
-
-def label_token_ids(tokenizer, labels):
-    """The first token of each label word; they must differ."""
-    ids = [row[0] for row in tokenize(tokenizer, list(labels))]
-    if len(set(ids)) != len(ids):
-        raise ValueError(
-            f"Labels {list(labels)} start with the same token; choose label "
-            "words that the tokenizer starts differently, or use "
-            "--head linear."
-        )
-    return ids
 
 
 class ClassificationTask(Task):

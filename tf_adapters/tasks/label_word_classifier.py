@@ -1,8 +1,21 @@
 import keras
 from keras import ops
 
+from tf_adapters.data.encoding import tokenize
 from tf_adapters.tasks.backbone_model import BackboneModel
 from tf_adapters.tasks.last_token_classifier import last_token_states
+
+
+def label_token_ids(tokenizer, labels):
+    """The first token of each label word; they must differ."""
+    ids = [row[0] if row else None for row in tokenize(tokenizer, list(labels))]
+    if None in ids or len(set(ids)) != len(ids):
+        raise ValueError(
+            f"Labels {list(labels)} are empty or start with the same token; "
+            "choose label words that the tokenizer starts differently, or "
+            "use a LastTokenClassifier (`--head linear`)."
+        )
+    return ids
 
 
 @keras.saving.register_keras_serializable(package="tf_adapters")
@@ -46,6 +59,48 @@ class LabelWordClassifier(BackboneModel):
     def __init__(self, backbone, label_token_ids, **kwargs):
         super().__init__(backbone, **kwargs)
         self.label_token_ids = [int(i) for i in label_token_ids]
+
+    @classmethod
+    def from_causal_lm(cls, causal_lm, labels, **kwargs):
+        """A classifier on `causal_lm`'s backbone that scores `labels`.
+
+        Args:
+            causal_lm: `keras_hub.models.CausalLM` with a preprocessor, e.g.
+                from `tfa.load_base()`, adapted or not.
+            labels: list of str. One word per class, in label order, as the
+                model would write it after the prompt (e.g. `["negative",
+                "positive"]`); their first tokens must differ.
+            **kwargs: `keras.Model` arguments such as `name`.
+
+        Returns:
+            `LabelWordClassifier`: it shares `causal_lm`'s backbone (and so
+            its weights and adapters).
+
+        Example:
+        >>> import keras_hub, tf_adapters as tfa
+        >>> vocab = {"<|endoftext|>": 0, "a": 1, "t": 2, "Ġ": 3, "Ġa": 4,
+        ...          "Ġt": 5, "at": 6}
+        >>> tokenizer = keras_hub.models.GPT2Tokenizer(
+        ...     vocabulary=vocab, merges=["Ġ a", "Ġ t", "a t"])
+        >>> lm = keras_hub.models.GPT2CausalLM(
+        ...     keras_hub.models.GPT2Backbone(
+        ...         vocabulary_size=7, num_layers=1, num_heads=2,
+        ...         hidden_dim=8, intermediate_dim=16, max_sequence_length=32),
+        ...     preprocessor=keras_hub.models.GPT2CausalLMPreprocessor(
+        ...         tokenizer, sequence_length=8))
+        >>> model = tfa.LabelWordClassifier.from_causal_lm(lm, ["a", "t"])
+        >>> model.label_token_ids
+        [1, 2]
+        """
+        preprocessor = getattr(causal_lm, "preprocessor", None)
+        if preprocessor is None or not hasattr(causal_lm, "backbone"):
+            raise TypeError(
+                "`causal_lm` must be a keras-hub CausalLM with a "
+                "preprocessor (as `tfa.load_base()` returns). Received: "
+                f"{type(causal_lm).__name__}."
+            )
+        ids = label_token_ids(preprocessor.tokenizer, labels)
+        return cls(causal_lm.backbone, ids, **kwargs)
 
     def call(self, inputs, training=None):
         final = last_token_states(self.backbone, inputs, training)

@@ -16,7 +16,7 @@ from tf_adapters.evaluation.generation import generate_continuations
 from tf_adapters.evaluation.text import perplexity
 from tf_adapters.tasks.base import Task
 from tf_adapters.tasks.language_model import LanguageModel
-from tf_adapters.training.progress import progress_lines
+from tf_adapters.training.progress import Progress
 
 CHAT_TEMPLATE = "<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
 
@@ -93,7 +93,7 @@ class PromptResponseTask(Task):
             prompt_ids,
             config.max_new_tokens,
             config.batch_size,
-            progress=progress_lines(f"generating ({split})", batches),
+            progress=Progress(f"generating ({split})", batches, unit="batch"),
         )
         metrics = self.score(predictions, references)
         value = perplexity(trainer, encoded.dataset(config.batch_size))

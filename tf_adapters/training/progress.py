@@ -177,9 +177,3 @@ def keras_progress(what, total, start=0):
     if sys.stdout.isatty():
         return 1, []
     return 0, [ProgressLog(what, total, start)]
-
-
-def progress_lines(what, total, unit="batch"):
-    """A `Progress` for a loop of our own (e.g. batched generation), on a
-    terminal too: its `update(done)` logs a line now and then."""
-    return Progress(what, total, unit)

@@ -59,8 +59,8 @@ class BottleneckConfig(AdapterConfig):
     #: Per variant: where each adapter sits changes the scale of what it
     #: sees, so each has its own default (docs/sweep.md).
     learning_rates: ClassVar[dict] = {
-        "houlsby": 1e-3,
-        "pfeiffer": 1e-3,
+        "houlsby": 3e-4,
+        "pfeiffer": 3e-4,
         "parallel": 1e-3,
     }
 

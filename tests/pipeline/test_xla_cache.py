@@ -3,7 +3,7 @@ import subprocess
 import sys
 import time
 
-from tf_adapters.cli import xla_cache
+from tf_adapters.pipeline import xla_cache
 
 COMPILE = """
 import tensorflow as tf
@@ -52,7 +52,8 @@ def test_no_cache_without_room_on_the_disk(tmp_path):
 def test_prune_keeps_the_recent_entries_and_drops_stale_temporaries(tmp_path):
     now = time.time()
     sizes = {"a.pb": 40, "b.pb": 40, "c.pb": 40}
-    for age, (name, size) in zip((300, 200, 100), sizes.items(), strict=True):
+    for age, (name, size) in zip((3, 2.5, 2), sizes.items(), strict=True):
+        age *= 3600  # hours: unused this hour
         path = tmp_path / "tf-x" / name
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"x" * size)
@@ -93,3 +94,14 @@ def test_a_second_process_loads_the_compiled_program(tmp_path):
     assert "Loading cached entry" in runs[1].stderr
     assert "Serializing and saving cache entry" not in runs[1].stderr
     assert len(os.listdir(folder)) == 1
+
+
+def test_prune_keeps_entries_used_within_the_hour(tmp_path):
+    now = time.time()
+    for name, age in (("old.pb", 2 * 3600), ("recent.pb", 600), ("now.pb", 0)):
+        path = tmp_path / name
+        path.write_bytes(b"x" * 10)
+        os.utime(path, (now - age, now - age))
+    # Over the limit, but only the entry unused for two hours may go.
+    assert xla_cache.prune(str(tmp_path), max_bytes=0) == 10
+    assert sorted(os.listdir(tmp_path)) == ["now.pb", "recent.pb"]

@@ -28,6 +28,8 @@ import platform
 import shutil
 import time
 
+from tf_adapters.core.cache import cache_dir
+
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "TF_ADAPTERS_XLA_CACHE"
@@ -43,10 +45,7 @@ def default_directory():
     value = os.environ.get(CACHE_ENV, "")
     if value and value.lower() not in ("off", "0", "false", "no"):
         return value
-    root = os.environ.get("TF_ADAPTERS_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "tf_adapters"
-    )
-    return os.path.join(root, "xla")
+    return os.path.join(cache_dir(), "xla")
 
 
 def enable(
@@ -77,7 +76,7 @@ def enable(
 
     Example:
     >>> import tempfile
-    >>> from tf_adapters.cli import xla_cache
+    >>> from tf_adapters.pipeline import xla_cache
     >>> env = {}
     >>> folder = xla_cache.enable(tempfile.mkdtemp(), environ=env)
     >>> env["TF_XLA_FLAGS"] == xla_cache.FLAG + "=" + folder
@@ -109,12 +108,13 @@ def enable(
 
 def prune(root, max_bytes):
     """Deletes cache entries under `root` until their total is at most
-    `max_bytes`, the least recently used first, and temporary files that
-    a killed run left (older than an hour). Returns the bytes deleted.
+    `max_bytes`, the least recently used first (never one used in the last
+    hour, which a run may be reading), and temporary files that a killed
+    run left (older than an hour). Returns the bytes deleted.
 
     Example:
     >>> import os, tempfile
-    >>> from tf_adapters.cli import xla_cache
+    >>> from tf_adapters.pipeline import xla_cache
     >>> root = tempfile.mkdtemp()
     >>> for i, name in enumerate(["old.pb", "new.pb"]):
     ...     path = os.path.join(root, name)
@@ -140,9 +140,9 @@ def prune(root, max_bytes):
             continue
         entries.append((max(stat.st_atime, stat.st_mtime), stat.st_size, path))
     total = sum(size for _, size, _ in entries)
-    for _, size, path in sorted(entries):
-        if total <= max_bytes:
-            break
+    for used, size, path in sorted(entries):
+        if total <= max_bytes or now - used < STALE_TMP_SECONDS:
+            break  # a run may be reading an entry it used this hour
         deleted += _remove(path, size)
         total -= size
     return deleted
