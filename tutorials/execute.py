@@ -47,7 +47,7 @@ def make_quick_model(directory, num_layers=1):
     model (same tokenizer, embeddings and final norm) as a keras-hub preset
     in `directory`, for quick mode. Returns `directory`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from tf_adapters.models.loading import load_base
+    from tf_adapters import load_base
 
     full = load_base()
     config = full.backbone.get_config()

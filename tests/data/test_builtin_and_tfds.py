@@ -81,3 +81,12 @@ def test_missing_austen_source_says_how_to_install(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="apt-get install r-cran"):
         austen_records(str(tmp_path / "Rdata"))
+
+
+def test_load_data_from_tfds_names_the_classes():
+    import tf_adapters as tfa
+
+    with tfds.testing.mock_data(num_examples=12):
+        records = tfa.load_data("tfds:imdb_reviews", fields=["text", "label"])
+    assert 1 <= len(records) <= 12
+    assert {r["label"] for r in records} <= {"neg", "pos"}

@@ -6,30 +6,9 @@ from tf_adapters.data.builtin import BUILTIN
 from tf_adapters.data.cleaning import clean_records
 from tf_adapters.data.files import check_labels
 from tf_adapters.data.files import read_file
+from tf_adapters.data.records import tfds_records
 
 log = logging.getLogger(__name__)
-
-
-def load_tfds_records(name, text_field, label_field, split="train"):
-    """Records from a TensorFlow Datasets dataset (downloads if needed)."""
-    import tensorflow_datasets as tfds
-
-    dataset, info = tfds.load(name, split=split, with_info=True)
-    label_feature = info.features[label_field]
-    names = getattr(label_feature, "names", None)
-    records = []
-    for example in tfds.as_numpy(dataset):
-        label = example[label_field]
-        text = example[text_field]
-        records.append(
-            {
-                text_field: text.decode("utf-8")
-                if isinstance(text, bytes)
-                else str(text),
-                label_field: names[int(label)] if names else str(label),
-            }
-        )
-    return records, names
 
 
 def load_classification_records(
@@ -59,9 +38,8 @@ def load_classification_records(
         records = build()
         text_field, label_field = fields
     elif data.startswith("tfds:"):
-        records, default_labels = load_tfds_records(
-            data[5:], text_field, label_field
-        )
+        records, names = tfds_records(data[5:], [text_field, label_field])
+        default_labels = names.get(label_field)
     else:
         records = read_file(data, [text_field, label_field])
         default_labels = None

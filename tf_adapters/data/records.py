@@ -39,7 +39,7 @@ def load_records(data, fields, cleaning=None):
             for r in build()
         ]
     elif data.startswith("tfds:"):
-        records = _tfds_records(data[5:], fields)
+        records, _ = tfds_records(data[5:], fields)
     else:
         records = [
             {f: str(r[f]) for f in fields} for r in read_file(data, fields)
@@ -56,10 +56,25 @@ def load_records(data, fields, cleaning=None):
     return records
 
 
-def _tfds_records(name, fields):
+def tfds_records(name, fields, split="train"):
+    """`{field: str}` records of a TensorFlow Datasets dataset (downloads
+    if needed), and the class names of each `ClassLabel` field.
+
+    A `ClassLabel` field's value is its class name (`"pos"`, not `1`), so
+    records read the same whether a label came from TFDS or from a file.
+
+    Returns:
+        `(records, names)`: `names[field]` lists the classes of each
+        `ClassLabel` field, in label order.
+    """
     import tensorflow_datasets as tfds
 
-    dataset = tfds.load(name, split="train")
+    dataset, info = tfds.load(name, split=split, with_info=True)
+    names = {
+        f: list(info.features[f].names)
+        for f in fields
+        if f in info.features and hasattr(info.features[f], "names")
+    }
     records = []
     for example in tfds.as_numpy(dataset):
         missing = [f for f in fields if f not in example]
@@ -69,9 +84,12 @@ def _tfds_records(name, fields):
                 f"{sorted(example)}. Set the field options to match."
             )
         records.append(
-            {
-                f: v.decode("utf-8") if isinstance(v, bytes) else str(v)
-                for f, v in ((f, example[f]) for f in fields)
-            }
+            {f: _tfds_value(example[f], names.get(f)) for f in fields}
         )
-    return records
+    return records, names
+
+
+def _tfds_value(value, names):
+    if names is not None:
+        return names[int(value)]
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
