@@ -73,6 +73,8 @@ class AdaLoraConfig(AdapterConfig):
     """
 
     method = "adalora"
+    #: The `tf-adapters sweep` winner on the sentiment task (docs/sweep.md).
+    learning_rate = 0.03
 
     init_rank: int = 12
     target_rank: int = 8

@@ -25,6 +25,8 @@ class IA3Config(AdapterConfig):
     """
 
     method = "ia3"
+    #: The `tf-adapters sweep` winner on the sentiment task (docs/sweep.md).
+    learning_rate = 0.01
 
     target_layers: list | None = None
     feedforward_layers: list | None = None

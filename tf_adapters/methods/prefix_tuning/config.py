@@ -48,6 +48,8 @@ class PrefixTuningConfig(AdapterConfig):
     """
 
     method = "prefix_tuning"
+    #: The `tf-adapters sweep` winner on the sentiment task (docs/sweep.md).
+    learning_rate = 0.001
 
     num_virtual_tokens: int = 20
     projection: int | None = 512

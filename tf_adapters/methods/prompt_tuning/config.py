@@ -34,6 +34,8 @@ class PromptTuningConfig(AdapterConfig):
     """
 
     method = "prompt_tuning"
+    #: The `tf-adapters sweep` winner on the sentiment task (docs/sweep.md).
+    learning_rate = 0.01
 
     num_virtual_tokens: int = 20
     init: str = "vocab"
