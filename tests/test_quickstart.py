@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pytest
 
+import tf_adapters as tfa
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -93,14 +95,8 @@ def test_library_example_runs_on_a_small_model(
     code = _replace_once(code, "texts[:64]", "texts[:8]")
     scope = _run(code, tmp_path, monkeypatch)
     assert "The film follows" in capsys.readouterr().out
-    assert tfa_list_adapters(scope["plain"]) == []
+    assert tfa.list_adapters(scope["plain"]) == []
     assert "Adapted" not in type(scope["plain"]).__name__
-
-
-def tfa_list_adapters(model):
-    import tf_adapters as tfa
-
-    return tfa.list_adapters(model)
 
 
 @pytest.mark.large
