@@ -251,3 +251,36 @@ def test_parallel_adapter_scopes_decoder_calls_and_leaves_no_trace():
     assert all(isinstance(layer, ForwardScopeMixin) for layer in blocks)
     tfa.delete_adapter(backbone, "q")
     assert [type(layer) for layer in blocks] == before
+
+
+EXACT_STARTS = ["lora", "houlsby", "pfeiffer", "parallel", "adalora"]
+
+
+@pytest.mark.parametrize("method", EXACT_STARTS)
+def test_an_exact_start_leaves_compiled_outputs_bit_for_bit(method):
+    # What `finetune` relies on to evaluate the frozen base through the
+    # freshly adapted model: the XLA-compiled outputs are the base's, bit
+    # for bit.
+    import tensorflow as tf
+
+    configs = {
+        **tiny_models.all_configs(),
+        "adalora": tfa.AdaLoraConfig(init_rank=4, target_rank=2),
+    }
+    config = configs[method]
+    assert config.starts_as_base()
+    backbone = tiny_models.backbone("gpt2")
+    x = tiny_models.inputs()
+    before = np.asarray(tf.function(backbone, jit_compile=True)(x))
+    tfa.add_adapter(backbone, config, name="t")
+    after = np.asarray(tf.function(backbone, jit_compile=True)(x))
+    np.testing.assert_array_equal(after, before)
+
+
+@pytest.mark.parametrize("method", ["prompt", "prefix", "dora", "pissa", "ia3"])
+def test_other_starts_do_not_claim_exactness(method):
+    # Virtual tokens change the outputs; DoRA and PiSSA / OLoRA equal the
+    # base only up to rounding, and so does IA3 under XLA (scaling a
+    # projection's input by ones changes how XLA fuses the product: last
+    # bits differ).
+    assert not tiny_models.all_configs()[method].starts_as_base()

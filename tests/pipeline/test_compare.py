@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -80,8 +81,6 @@ def test_compare_end_to_end_quick(tmp_path, tiny_preset):
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
 
     # --reuse keeps finished runs with the same options instead of rerunning.
-    import dataclasses
-
     again = run_compare(
         dataclasses.replace(config, share_weights=False),
         ["full", "lora"],
@@ -93,6 +92,22 @@ def test_compare_end_to_end_quick(tmp_path, tiny_preset):
     assert (
         rows_again["frozen base (zero-shot)"] == rows["frozen base (zero-shot)"]
     )
+
+
+def test_reuse_compares_the_learning_rate_each_run_trained_with():
+    from tf_adapters.pipeline.compare import _same_run
+
+    earlier = FinetuneConfig(method="lora", learning_rate=1e-3)
+    saved = dataclasses.asdict(earlier)
+    unset = FinetuneConfig(method="lora")  # the method's default, 1e-3
+    assert unset.effective_learning_rate() == 1e-3
+    # The raw options differ (1e-3 against unset); the rates do not.
+    assert not _same_run(saved, unset, {})
+    assert _same_run(saved, unset, {}, earlier_rate=1e-3)
+    # A run that trained at another rate (an older default) is not reused.
+    assert not _same_run(saved, unset, {}, earlier_rate=3e-4)
+    other = FinetuneConfig(method="lora", learning_rate=3e-3)
+    assert not _same_run(saved, other, {}, earlier_rate=1e-3)
 
 
 def test_variants_follow_the_options():

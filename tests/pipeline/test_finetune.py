@@ -51,10 +51,14 @@ def test_finetune_runs_end_to_end(
     tmp_path, tiny_preset, data_file, count_traces
 ):
     traces = count_traces("train_step")
+    predict_traces = count_traces("predict_step")
     report = run_finetune(_config(tmp_path, tiny_preset, data_file))
     # The task model makes its optimizer's and metrics' variables before
     # the first trace, so its first step is traced once, not twice.
     assert len(traces) == 1
+    # The base is evaluated through the fresh LoRA adapter (still exactly
+    # the base), so both evaluations use one traced prediction.
+    assert len(predict_traces) == 1
     assert report["test_examples"] == 8
     for side in ("base", "adapted"):
         assert 0 <= report[side]["accuracy"] <= 1
@@ -89,6 +93,24 @@ def test_finetune_runs_end_to_end(
     )
     assert again["saved_model"].endswith(os.path.join("tiny", "2"))
     assert sorted(os.listdir(tmp_path / "saved_models" / "tiny")) == ["1", "2"]
+
+
+def test_the_base_through_a_fresh_adapter_is_the_frozen_base(
+    tmp_path, tiny_preset, data_file, monkeypatch
+):
+    from tf_adapters.pipeline import stages
+
+    shared = run_finetune(
+        _config(tmp_path, tiny_preset, data_file, export=False)
+    )
+    monkeypatch.setattr(stages, "base_through_adapter", lambda config: False)
+    alone = run_finetune(
+        _config(tmp_path, tiny_preset, data_file, export=False)
+    )
+    for report in (shared, alone):
+        report["base"].pop("seconds")
+    assert shared["base"] == alone["base"]
+    assert shared["adapted"]["accuracy"] == alone["adapted"]["accuracy"]
 
 
 def test_prompt_tuning_job(tmp_path, tiny_preset, data_file):

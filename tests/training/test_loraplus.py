@@ -262,7 +262,7 @@ def test_the_pipeline_compiles_with_lora_plus():
     for ratio, name in ((None, "Adam"), (8, "LoraPlusAdam")):
         config = FinetuneConfig(loraplus_lr_ratio=ratio, jit_compile=False)
         run = Run(config, None, task=task, trainer=_lora_dense_model())
-        compile_for_training(run, resume_from=None)
+        compile_for_training(run)
         assert type(run.trainer.optimizer).__name__ == name
     assert run.trainer.optimizer.loraplus_lr_ratio == 8.0
 

@@ -1,5 +1,7 @@
 """The tutorial notebooks: each one runs in quick mode without an error,
-and each committed notebook carries the outputs of a real run.
+each committed notebook carries the outputs of a real run, and their code
+uses only the public API (`import tf_adapters as tfa`, `tfa.<name>` with
+`name` in `tfa.__all__`).
 
 Quick mode (what `tutorials/execute.py --quick` runs): `TF_ADAPTERS_QUICK=1`
 cuts steps and data sizes, and `TF_ADAPTERS_TUTORIAL_MODEL` points the
@@ -8,12 +10,15 @@ code runs in a few minutes on 2 CPU cores. The committed notebooks are
 never modified: each test executes a copy, in a temporary directory.
 """
 
+import ast
 import glob
 import importlib.util
 import os
 
 import nbformat
 import pytest
+
+import tf_adapters as tfa
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "tutorials", "*.ipynb")))
@@ -42,6 +47,89 @@ def _error_cells(nb):
     ]
 
 
+def internal_uses(sources):
+    """What code `sources` (one string per code cell) uses of `tf_adapters`
+    beyond its public names, as `"cell N, line L: ..."` lines (N counts
+    code cells from 0).
+
+    Public: `import tf_adapters` (with or without an alias), then
+    `<alias>.<name>` with `name` in `tfa.__all__` or a dunder such as
+    `__version__`; `from tf_adapters import <name>` with the same names.
+    Anything else (a submodule imported, reached as an attribute or by
+    `importlib.import_module`, or a name not in `__all__`) is listed.
+    """
+    public = set(tfa.__all__)
+    aliases, found = set(), []
+    for index, source in enumerate(sources):
+        for node in ast.walk(ast.parse(source)):
+            problem = _internal_use(node, aliases, public)
+            if problem:
+                found.append(f"cell {index}, line {node.lineno}: {problem}")
+    return found
+
+
+def _internal_use(node, aliases, public):
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name == "tf_adapters":
+                aliases.add(alias.asname or alias.name)
+            elif alias.name.startswith("tf_adapters."):
+                return f"`import {alias.name}`"
+    elif isinstance(node, ast.ImportFrom) and node.module:
+        if node.module.startswith("tf_adapters."):
+            return f"`from {node.module} import ...`"
+        if node.module == "tf_adapters":
+            hidden = [a.name for a in node.names if a.name not in public]
+            if hidden:
+                return f"`from tf_adapters import {', '.join(hidden)}`"
+    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        name = node.attr
+        dunder = name.startswith("__") and name.endswith("__")
+        if node.value.id in aliases and name not in public and not dunder:
+            return f"`{node.value.id}.{name}` is not in `tfa.__all__`"
+    elif isinstance(node, ast.Call) and node.args:
+        first = node.args[0]
+        if (
+            isinstance(first, ast.Constant)
+            and isinstance(first.value, str)
+            and first.value.startswith("tf_adapters.")
+            and ast.unparse(node.func).endswith(("import_module", "__import__"))
+        ):
+            return f"imports {first.value!r}"
+    return None
+
+
+def test_internal_uses_finds_every_way_in():
+    cells = [
+        "import tf_adapters as tfa\nfrom tf_adapters import load_base",
+        "tfa.load_base()\ntfa.LoraConfig(rank=8).scale\ntfa.__version__",
+        "from tf_adapters.models.loading import load_base",
+        "import tf_adapters.data.api",
+        "tfa.data.api.load_data()",
+        "tfa.not_exported_name",
+        "from tf_adapters import tasks",
+        "import importlib\nimportlib.import_module('tf_adapters.tasks')",
+    ]
+    found = internal_uses(cells)
+    assert [line.split(",")[0] for line in found] == [
+        f"cell {i}" for i in range(2, 8)
+    ], found
+    # Without an alias, the module's own name is checked the same way.
+    assert internal_uses(["import tf_adapters\ntf_adapters.tasks"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_name)
+def test_uses_only_public_names(path):
+    nb = nbformat.read(path, as_version=4)
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    found = internal_uses(sources)
+    assert not found, (
+        f"{_name(path)} uses names that `tf_adapters` does not export "
+        "(use `import tf_adapters as tfa` and `tfa.<name>`):\n"
+        + "\n".join(found)
+    )
+
+
 def test_nine_notebooks():
     assert [_name(p)[:3] for p in NOTEBOOKS] == [
         f"{i:02d}_" for i in range(1, 10)
@@ -61,6 +149,30 @@ def test_committed_with_outputs(path):
     errors = _error_cells(nb)
     assert not errors, f"{_name(path)}: code cells {errors} have error outputs"
     assert any(c.outputs for c in code), f"{_name(path)} has no outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_name)
+def test_committed_full_run_took_at_most_five_minutes(path):
+    # The committed outputs keep each cell's execution times (nbclient's
+    # `metadata.execution`): from the first cell's start to the last
+    # cell's end is the notebook's full-mode run on a 2-core machine.
+    import datetime
+
+    times = [
+        c.metadata.get("execution", {})
+        for c in nbformat.read(path, as_version=4).cells
+        if c.cell_type == "code"
+    ]
+    start = times[0].get("iopub.execute_input")
+    end = times[-1].get("shell.execute_reply")
+    assert start and end, f"{_name(path)}: no execution times recorded"
+    took = datetime.datetime.fromisoformat(
+        end
+    ) - datetime.datetime.fromisoformat(start)
+    assert took.total_seconds() <= 300, (
+        f"{_name(path)} took {took.total_seconds():.0f} s in full mode; "
+        "each notebook must run in 5 minutes: use fewer steps or examples"
+    )
 
 
 @pytest.fixture(scope="module")

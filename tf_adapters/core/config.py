@@ -37,6 +37,15 @@ class AdapterConfig:
     def validate(self):
         """Checks method-specific fields; raises `ValueError`/`TypeError`."""
 
+    def starts_as_base(self):
+        """Whether a fresh adapter leaves the model's outputs exactly, bit
+        for bit, as the base's (its update starts as an exact zero, or a
+        scale as an exact one). The fine-tuning run then evaluates the
+        frozen base through the freshly adapted model, and the base's and
+        the adapted model's evaluations share one compiled prediction.
+        `False` unless a method says so."""
+        return False
+
     def default_learning_rate(self):
         """The Adam learning rate a run trains this adapter with when it
         sets none (the class's `learning_rate`)."""

@@ -269,10 +269,14 @@ def rows_of(reports, split="adapted"):
     return rows
 
 
-def _same_run(earlier, run_config, defaults):
+def _same_run(earlier, run_config, defaults, earlier_rate=None):
     """Whether two runs' options agree on everything that shapes training
     (adapters compared by the config they resolve to); an option the
-    earlier run did not know yet counts as its default."""
+    earlier run did not know yet counts as its default. `earlier_rate`,
+    the learning rate the earlier run trained with (its report's), is
+    compared with the rate `run_config` resolves to, so a run that named
+    a method's default rate is the same as one that left it unset (and
+    one that left it unset under an older default is not)."""
     # Here, not at the top: `checkpointing` loads Keras, and the CLI's
     # parser reads this module's method lists.
     from tf_adapters.training.checkpointing import RESUMABLE
@@ -287,6 +291,9 @@ def _same_run(earlier, run_config, defaults):
     else:
         saved = saved_fingerprint(earlier)
     now = run_fingerprint(run_config)
+    if earlier_rate is not None:
+        saved["learning_rate"] = earlier_rate
+        now["learning_rate"] = run_config.effective_learning_rate()
     keys = (set(saved) | set(now)) - RESUMABLE - {"checkpoint_every"}
     return all(
         saved.get(k, defaults.get(k)) == now.get(k, defaults.get(k))
@@ -308,7 +315,8 @@ def _reused(run_config, run_dir):
         for f in dataclasses.fields(run_config)
         if f.default is not dataclasses.MISSING
     }
-    if not _same_run(earlier, run_config, defaults):
+    rate = report.get("learning_rate")
+    if not _same_run(earlier, run_config, defaults, rate):
         return None
     if run_config.evaluate_base and not report.get("base"):
         return None

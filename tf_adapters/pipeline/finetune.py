@@ -153,7 +153,9 @@ def _run(config, strategy, resume_from):
         ("build", stages.build_trainer),
         ("base_evaluation", stages.evaluate_base),
         ("adapt", stages.adapt),
-        ("compile", lambda run: stages.compile_for_training(run, resume_from)),
+        ("compile", stages.compile_for_training),
+        ("base_evaluation", stages.evaluate_base_through_adapter),
+        ("compile", lambda run: stages.restore(run, resume_from)),
         ("train", stages.train),
         ("save", stages.save),
         ("evaluation", stages.evaluate),
@@ -161,7 +163,8 @@ def _run(config, strategy, resume_from):
     ):
         began = time.perf_counter()
         stage(run)
-        phases[name] = round(time.perf_counter() - began, 1)
+        seconds = time.perf_counter() - began + phases.get(name, 0.0)
+        phases[name] = round(seconds, 1)
     report = make_report(run, time.perf_counter() - start, phases)
     atomic_write_text(
         os.path.join(config.output, "report.json"), json.dumps(report, indent=2)

@@ -130,12 +130,42 @@ def build_trainer(run):
 
 
 def evaluate_base(run):
-    """The frozen base on the test split (skipped if not asked for)."""
-    if not run.config.evaluate_base:
+    """The frozen base on the test split (if asked for), before anything
+    is adapted; a run whose fresh adapter leaves the base's outputs as
+    they are evaluates it later, through the adapted model
+    (`evaluate_base_through_adapter`)."""
+    if not run.config.evaluate_base or base_through_adapter(run.config):
         return
     run.trainer.compile(
         loss=run.task.loss(), jit_compile=run.config.jit_compile
     )
+    _evaluate_base(run)
+
+
+def evaluate_base_through_adapter(run):
+    """The frozen base on the test split, evaluated through the compiled,
+    freshly adapted model, whose outputs are still exactly the base's
+    (`AdapterConfig.starts_as_base`; full fine-tuning has not changed a
+    weight yet): the base's and the adapted model's evaluations then share
+    one traced and compiled prediction instead of tracing it twice."""
+    if run.config.evaluate_base and base_through_adapter(run.config):
+        _evaluate_base(run)
+
+
+def base_through_adapter(config):
+    """Whether `config`'s run evaluates the base through its fresh adapter
+    (see `evaluate_base_through_adapter`): full fine-tuning, or a new
+    adapter that starts as the base, without gradient checkpointing
+    (which wraps the decoder blocks)."""
+    if config.remat or config.init_adapter or config.method == "fusion":
+        return False
+    if config.method == "full":
+        return True
+    adapter = config.adapter_config()
+    return adapter is not None and adapter.starts_as_base()
+
+
+def _evaluate_base(run):
     log.info("evaluating the base model on the test split")
     run.base_metrics = run.task.evaluate(run.trainer, run.model, run.config)
     run.base_validation = _validation(run)
@@ -171,9 +201,9 @@ def adapt(run):
         log.info("L2-SP (λ=%g) on %d variables", config.l2sp, count)
 
 
-def compile_for_training(run, resume_from):
+def compile_for_training(run):
     """Optimizer, loss and metrics (and gradient checkpointing, before the
-    training step is traced); restores an interrupted run's state."""
+    training step is traced)."""
     config = run.config
     if config.remat:
         blocks = checkpoint_decoder_layers(run.model)
@@ -189,6 +219,11 @@ def compile_for_training(run, resume_from):
         weighted_metrics=run.task.compile_metrics(),
         jit_compile=config.jit_compile,
     )
+
+
+def restore(run, resume_from):
+    """An interrupted run's training state (with `config.resume`)."""
+    config = run.config
     if config.resume:
         meta = load_train_state(run.trainer, resume_from, config)
         run.start_step = meta["steps_done"]

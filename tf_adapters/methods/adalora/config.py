@@ -91,6 +91,9 @@ class AdaLoraConfig(AdapterConfig):
     total_step: int | None = None
     rank_pattern: dict | None = None
 
+    def starts_as_base(self):
+        return True  # the singular values start at exactly zero
+
     def validate(self):
         check_int("init_rank", self.init_rank, minimum=1)
         check_int("target_rank", self.target_rank, minimum=1)

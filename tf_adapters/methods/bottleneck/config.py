@@ -75,6 +75,9 @@ class BottleneckConfig(AdapterConfig):
     parallel_input_layer: str | None = None
     share_weights: bool = False
 
+    def starts_as_base(self):
+        return True  # the up-projection starts at exactly zero
+
     def validate(self):
         check_choice("variant", self.variant, VARIANTS)
         if self.bottleneck_size is not None:

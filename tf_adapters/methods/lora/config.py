@@ -93,6 +93,12 @@ class LoraConfig(AdapterConfig):
     use_dora: bool = False
     init: str = "default"
 
+    def starts_as_base(self):
+        # `B` starts at exactly zero; DoRA renormalises the kernel and
+        # PiSSA / OLoRA subtract their start from it (equal only up to
+        # rounding).
+        return not self.use_dora and self.init not in RESIDUAL_INITS
+
     def validate(self):
         check_int("rank", self.rank, minimum=1)
         if self.alpha is None:
