@@ -11,6 +11,7 @@ never modified: each test executes a copy, in a temporary directory.
 """
 
 import ast
+import datetime
 import glob
 import importlib.util
 import os
@@ -156,8 +157,6 @@ def test_committed_full_run_took_at_most_five_minutes(path):
     # The committed outputs keep each cell's execution times (nbclient's
     # `metadata.execution`): from the first cell's start to the last
     # cell's end is the notebook's full-mode run on a 2-core machine.
-    import datetime
-
     times = [
         c.metadata.get("execution", {})
         for c in nbformat.read(path, as_version=4).cells
@@ -166,11 +165,10 @@ def test_committed_full_run_took_at_most_five_minutes(path):
     start = times[0].get("iopub.execute_input")
     end = times[-1].get("shell.execute_reply")
     assert start and end, f"{_name(path)}: no execution times recorded"
-    took = datetime.datetime.fromisoformat(
-        end
-    ) - datetime.datetime.fromisoformat(start)
-    assert took.total_seconds() <= 300, (
-        f"{_name(path)} took {took.total_seconds():.0f} s in full mode; "
+    start, end = map(datetime.datetime.fromisoformat, (start, end))
+    took = (end - start).total_seconds()
+    assert took <= 300, (
+        f"{_name(path)} took {took:.0f} s in full mode; "
         "each notebook must run in 5 minutes: use fewer steps or examples"
     )
 

@@ -147,6 +147,9 @@ def _run(config, strategy, resume_from):
     keras.utils.set_random_seed(config.seed)
     run = stages.Run(config, strategy)
     phases = {}
+    # A phase name may come twice: its times add up. The base is evaluated
+    # before `adapt` or after `compile` (whichever applies; the other is a
+    # no-op), and restoring an interrupted run counts as compiling.
     for name, stage in (
         ("load", stages.load),
         ("data", stages.prepare),
