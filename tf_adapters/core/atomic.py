@@ -120,6 +120,9 @@ def atomic_directory(path, overwrite=True, marker=None):
     with _disk_full_as_save_error(path):
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)
+        # `mkdtemp` makes the folder private (0700); the finished one gets
+        # the mode a plain `mkdir` would (e.g. readable by TF Serving).
+        os.chmod(tmp, _mode(0o777))
     try:
         with _disk_full_as_save_error(path):
             yield tmp
@@ -128,6 +131,26 @@ def atomic_directory(path, overwrite=True, marker=None):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _mode(full):
+    """`full` (0o777 or 0o666) less the process's umask."""
+    return full & ~_umask()
+
+
+def _umask():
+    # Read where Linux shows it: setting it to read it back would change
+    # it for a moment for every thread.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def _replace_directory(new, path, overwrite):
@@ -168,6 +191,8 @@ def atomic_file(path, suffix=""):
             prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=parent
         )
     os.close(fd)
+    # `mkstemp` makes the file private (0600); give it a plain `open`'s.
+    os.chmod(tmp, _mode(0o666))
     try:
         with _disk_full_as_save_error(path):
             yield tmp
