@@ -19,6 +19,7 @@ import numpy as np
 import tf_adapters as tfa
 from bench import peer
 from bench.shapes import build_backbone
+from bench.shapes import id_range
 from bench.timing import interleaved
 from bench.timing import paired_ratio
 from bench.timing import summary
@@ -125,7 +126,7 @@ def run(
     callers, params, notes = _callers(
         shape, variants, jit_compile, prompt_length, new_tokens
     )
-    vocab = 512 if shape == "tiny" else 49152
+    vocab = id_range(shape)
     results = [
         _batch_rows(
             callers,

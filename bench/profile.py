@@ -39,6 +39,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench import train  # noqa: E402
+from bench.shapes import id_range  # noqa: E402
+from bench.timing import interleaved  # noqa: E402
 from bench.timing import matmul_peak_flops  # noqa: E402
 from tf_adapters.core.atomic import atomic_write_text  # noqa: E402
 
@@ -200,7 +202,7 @@ def profile(shape, method, steps, batch_size, sequence_length, new_tokens=0):
         from bench import generate
 
         lm = generate.build_lm(shape, method, jit_compile=True)
-        vocab = 512 if shape == "tiny" else 49152
+        vocab = id_range(shape)
         x = generate.prompts(batch_size, sequence_length, new_tokens, vocab)
         weights = lm.backbone.count_params() * 4  # float32 bytes
 
@@ -219,11 +221,7 @@ def profile(shape, method, steps, batch_size, sequence_length, new_tokens=0):
     step()
     first = time.perf_counter() - start
     step()
-    walls = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        walls.append(time.perf_counter() - start)
+    walls = interleaved({method: step}, rounds=1, steps=steps)[method]
     space, traced = trace(step, steps)
     result = summarize(space, steps)
     result.update(

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from bench.generate import build_lm
 from bench.generate import prompts
+from bench.shapes import id_range
 from bench.timing import interleaved
 from bench.timing import paired_ratio
 from bench.timing import summary
@@ -39,7 +40,7 @@ def run(
     )
     export_s = time.perf_counter() - start
     served = tf.saved_model.load(path)
-    vocab = 512 if shape == "tiny" else 49152
+    vocab = id_range(shape)
     x = prompts(batch_size, prompt_length, new_tokens, vocab)
     prompt = {k: v[:, :prompt_length] for k, v in x.items()}
     sig_logits = served.signatures["logits"]

@@ -53,6 +53,15 @@ def dims(shape):
     return DIMS[shape]
 
 
+def id_range(shape):
+    """How many token ids random inputs for `shape` draw from: the tiny
+    shape's vocabulary, else the smallest vocabulary among the real shapes
+    (49152), so that GPT-2 small and the SmolLM2 shape read the same ids."""
+    if dims(shape) is DIMS["tiny"]:
+        return DIMS["tiny"]["vocabulary"]
+    return min(DIMS[s]["vocabulary"] for s in SHAPES if s != "tiny")
+
+
 def build_backbone(shape, dtype="float32", seed=0):
     """A keras-hub backbone of a named shape with random weights.
 

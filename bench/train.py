@@ -22,6 +22,7 @@ import tensorflow as tf
 import tf_adapters as tfa
 from bench import peer
 from bench.shapes import build_backbone
+from bench.shapes import id_range
 from bench.shapes import matmul_params
 from bench.timing import interleaved
 from bench.timing import matmul_peak_flops
@@ -89,7 +90,7 @@ def build_trainer(shape, method, dtype, jit_compile):
 
 
 def batch(shape, batch_size, sequence_length, seed=0):
-    vocab = 512 if shape == "tiny" else 49152
+    vocab = id_range(shape)
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, vocab, (batch_size, sequence_length + 1), "int32")
     x = {

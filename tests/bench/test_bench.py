@@ -9,6 +9,7 @@ import pytest
 from bench import train
 from bench.report import markdown
 from bench.shapes import build_backbone
+from bench.shapes import id_range
 from bench.shapes import matmul_params
 from bench.targets import targets
 from bench.timing import interleaved
@@ -53,6 +54,14 @@ def test_matmul_params_counts_what_a_token_multiplies_with():
     # 2 layers × (4·32² attention + 2·32·64 feed-forward) + 512·32 tied
     # embedding; position embeddings, biases and norms do not count.
     assert matmul_params(backbone) == 2 * (4 * 32 * 32 + 2 * 32 * 64) + 512 * 32
+
+
+def test_random_ids_fit_every_vocabulary_they_are_drawn_for():
+    # GPT-2 small (50257) and the SmolLM2 shape (49152) read the same ids.
+    assert id_range("gpt2_small") == id_range("smollm2_135m") == 49152
+    assert id_range("tiny") == 512
+    with pytest.raises(ValueError, match="`shape` must be one of"):
+        id_range("huge")
 
 
 def test_tiny_training_run_with_the_peft_peer_and_report():

@@ -9,6 +9,7 @@ import tiny_models
 import tf_adapters as tfa
 from tf_adapters.pipeline.config import FinetuneConfig
 from tf_adapters.pipeline.finetune import run_finetune
+from tf_adapters.pipeline.fusion import load_with_fused
 
 
 @pytest.fixture()
@@ -207,11 +208,12 @@ def test_a_fusion_run_mixes_two_trained_adapters(
     for name in ("air", "plane"):
         assert os.path.isdir(tmp_path / "run" / "fused" / name)
     # Only the fusion trained: each fused layer's query, key and value.
+    # The run's adapter folder loads as it is (`evaluate` and `export` do
+    # this): the fused adapters come from the run's fused/ folder first.
     model = tfa.load_base(tiny_preset)
-    for name in ("air", "plane"):
-        tfa.load_adapter(model, str(tmp_path / "run" / "fused" / name))
-    tfa.load_adapter(model, str(tmp_path / "run" / "adapter"))
+    load_with_fused(model, str(tmp_path / "run" / "adapter"))
     assert tfa.active_adapter(model) == "tiny_fusion"
+    assert tfa.list_adapters(model) == ["air", "plane", "tiny_fusion"]
     assert report["trainable_params"] == sum(
         int(np.prod(v.shape)) for v in model.trainable_weights
     )

@@ -157,6 +157,11 @@ def test_resume_refuses_other_options_and_missing_state(tmp_path, tiny_preset):
     checkpointing.save_train_state(model, str(state), 1, 3, other)
     with pytest.raises(ValueError, match=r"\['learning_rate'\] differ"):
         checkpointing.load_train_state(model, str(state), config)
+    # The method's default rate, given or left unset, is the same run.
+    rate = config.effective_learning_rate()
+    given = FinetuneConfig(**{**options, "learning_rate": rate})
+    checkpointing.save_train_state(model, str(state), 1, 3, given)
+    assert checkpointing.load_train_state(model, str(state), config)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
@@ -300,6 +305,7 @@ def test_resume_reads_states_written_before_the_adapter_mapping(tmp_path):
         bottleneck_size=32,
         num_virtual_tokens=16,
         share_weights=False,
+        learning_rate=None,  # the method's default, unresolved
     )
     meta["config"] = old
     (tmp_path / "state.json").write_text(json.dumps(meta))
@@ -333,6 +339,8 @@ def test_resume_reads_states_written_before_new_adapter_fields(tmp_path):
     meta = json.loads((tmp_path / "state.json").read_text())
     for field in ("use_rslora", "rank_pattern", "alpha_pattern"):
         del meta["config"]["adapter_config"][field]
+    # ... and kept `None` for the method's default learning rate.
+    meta["config"]["learning_rate"] = None
     (tmp_path / "state.json").write_text(json.dumps(meta))
     assert checkpointing.load_train_state(model, str(tmp_path), lora)
     rslora = FinetuneConfig(steps=4, adapter={"use_rslora": True})

@@ -291,9 +291,11 @@ def _same_run(earlier, run_config, defaults, earlier_rate=None):
     else:
         saved = saved_fingerprint(earlier)
     now = run_fingerprint(run_config)
-    if earlier_rate is not None:
+    if earlier_rate is None:  # unknown: the options as they were given
+        saved["learning_rate"] = earlier.get("learning_rate")
+        now["learning_rate"] = run_config.learning_rate
+    else:
         saved["learning_rate"] = earlier_rate
-        now["learning_rate"] = run_config.effective_learning_rate()
     keys = (set(saved) | set(now)) - RESUMABLE - {"checkpoint_every"}
     return all(
         saved.get(k, defaults.get(k)) == now.get(k, defaults.get(k))

@@ -7,9 +7,9 @@ import os
 import keras
 import numpy as np
 
-from tf_adapters.checkpoint import load_adapter
 from tf_adapters.core.npz_file import load_npz
 from tf_adapters.pipeline import stages
+from tf_adapters.pipeline.fusion import load_with_fused
 
 log = logging.getLogger("tf_adapters.evaluate")
 
@@ -73,7 +73,7 @@ def run_evaluate(config, adapter=None, weights=None):
     stages.load(run)
     stages.prepare(run)
     if adapter is not None:
-        load_adapter(run.model, adapter)
+        load_with_fused(run.model, adapter)
     # Every weight (e.g. a new head) is built before saved values load.
     stages.build_trainer(run)
     if weights is not None:

@@ -3,20 +3,22 @@ checkpoint) from a base model and saved adapters."""
 
 import os
 
-from tf_adapters.checkpoint import load_adapter
 from tf_adapters.export.saved_model import export_saved_model
-from tf_adapters.injection.api import list_adapters
+from tf_adapters.injection.api import active_adapter
 from tf_adapters.interop.hf_export import export_hf
 from tf_adapters.models.loading import load_base
+from tf_adapters.pipeline.fusion import load_with_fused
 
 
 def run_export(args):
     """`tf-adapters export`: a base model and its adapters as a versioned
     SavedModel (several adapters: one export that routes per example)."""
     model = load_base(args["model"])
+    names = []
     for adapter in args.get("adapter") or []:
-        load_adapter(model, adapter)
-    names = list_adapters(model)
+        load_with_fused(model, adapter)
+        # A fusion's adapters come along, but only the folders given route.
+        names.append(active_adapter(model))
     if args.get("format", "saved_model") == "hf":
         if len(names) > 1:
             raise ValueError(

@@ -6,7 +6,9 @@ import os
 
 from tf_adapters.checkpoint import load_adapter
 from tf_adapters.checkpoint import read_any_adapter
+from tf_adapters.checkpoint import read_checkpoint
 from tf_adapters.checkpoint import save_adapter
+from tf_adapters.injection.api import list_adapters
 from tf_adapters.injection.fusion import add_fusion
 from tf_adapters.injection.lifecycle import adapter_config
 from tf_adapters.injection.lifecycle import split_model
@@ -69,6 +71,23 @@ def save_fused(run):
     folder = os.path.join(run.config.output, "fused")
     for name in run.fused:
         save_adapter(run.model, os.path.join(folder, name), name=name)
+
+
+def load_with_fused(model, path):
+    """`tfa.load_adapter(model, path)`; when `path` is the fusion a
+    `--method fusion` run saved (`OUTPUT/adapter`), the adapters it mixes
+    load first, frozen and inactive, from that run's `OUTPUT/fused/` (unless
+    the model has them already), so `tf-adapters evaluate` and `export`
+    take the run's adapter folder as it is."""
+    fused = os.path.join(os.path.dirname(os.path.normpath(path)), "fused")
+    if os.path.isdir(fused) and os.path.isdir(path):
+        _, config, _ = read_checkpoint(path)
+        for name in getattr(config, "adapters", None) or ():
+            folder = os.path.join(fused, name)
+            if name not in list_adapters(model) and os.path.isdir(folder):
+                log.info("loading fused adapter %r from %s", name, folder)
+                load_adapter(model, folder, name=name, activate=False)
+    return load_adapter(model, path)
 
 
 def _unique(name, taken):

@@ -80,6 +80,9 @@ def run_fingerprint(config):
     }
     adapter = config.adapter_config()
     found["adapter_config"] = adapter.to_dict() if adapter else None
+    # The rate it trains with: the method's default given or left unset is
+    # one run.
+    found["learning_rate"] = config.effective_learning_rate()
     return found
 
 
@@ -93,7 +96,7 @@ def saved_fingerprint(saved):
         adapter = saved["adapter_config"]
         if adapter is not None:
             adapter = registry.config_from_dict(adapter).to_dict()
-        return {**saved, "adapter_config": adapter}
+        return _with_rate({**saved, "adapter_config": adapter})
     found = {k: v for k, v in saved.items() if k not in ADAPTER_OPTIONS}
     method = saved.get("method")
     found["adapter_config"] = None
@@ -109,6 +112,18 @@ def saved_fingerprint(saved):
             }
         config = registry.make_adapter_config(method, options)
         found["adapter_config"] = config.to_dict()
+    return _with_rate(found)
+
+
+def _with_rate(found):
+    """States written before fingerprints resolved the learning rate kept
+    `None` for the method's default: it resolves as it did then."""
+    if found.get("learning_rate") is None and found.get("method"):
+        from tf_adapters.pipeline.config import default_learning_rate
+
+        adapter = found.get("adapter_config")
+        adapter = registry.config_from_dict(adapter) if adapter else None
+        found["learning_rate"] = default_learning_rate(found["method"], adapter)
     return found
 
 
