@@ -74,3 +74,7 @@ def test_dataset_batches(tokenizer):
     x, y, w = next(iter(enc.dataset(3, shuffle_seed=0)))
     assert x["token_ids"].shape == (3, 4) and y.shape == (3, 4)
     assert w.shape == (3, 4)
+    # No autotuning: deleting an autotuned iterator waits for its tuning
+    # thread's next wake-up (up to about a minute once it has run a while).
+    for ds in (enc.dataset(3), enc.dataset(3, shuffle_seed=0, repeat=True)):
+        assert ds.options().autotune.enabled is False

@@ -71,8 +71,9 @@ class ClassificationTask(Task):
         batches = -(-len(encoded.y) // config.batch_size)
         verbose, progress = keras_progress(f"evaluating ({split})", batches)
         logits = trainer.predict(
-            encoded.x,
-            batch_size=config.batch_size,
+            # Batches from `Encoded.dataset` (not Keras's own from the
+            # arrays): its iterator is deleted without a wait.
+            encoded.dataset(config.batch_size),
             verbose=verbose,
             callbacks=progress,
         )
