@@ -207,3 +207,31 @@ def planner_for(config):
         )
     module, _, function = entry[1].partition(":")
     return getattr(importlib.import_module(module), function)
+
+
+# Default learning rates of the runs that add no adapter by a method name
+# (the adapters' own are their configs' `default_learning_rate()`), chosen
+# by `tf-adapters sweep` like the adapters' (docs/sweep.md). Full
+# fine-tuning moves every weight and needs a far smaller rate.
+BASELINE_LEARNING_RATES = {
+    "full": 3e-5,
+    "linear_probe": 1e-3,
+    "fusion": FusionConfig.learning_rate,
+}
+
+
+def default_learning_rate(method, adapter=None):
+    """The learning rate a run of `method` uses when it sets none: the
+    adapter config's `default_learning_rate()` (`adapter`, or the method's
+    config with its defaults), or `BASELINE_LEARNING_RATES`.
+
+    Example:
+    >>> from tf_adapters.methods.registry import default_learning_rate
+    >>> default_learning_rate("full")
+    3e-05
+    """
+    if method in BASELINE_LEARNING_RATES:
+        return BASELINE_LEARNING_RATES[method]
+    if adapter is None:
+        adapter = make_adapter_config(method, {})
+    return adapter.default_learning_rate()

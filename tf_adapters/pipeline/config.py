@@ -10,7 +10,6 @@ from tf_adapters.core.validation import check_field_types
 from tf_adapters.core.validation import check_float
 from tf_adapters.core.validation import check_int
 from tf_adapters.methods import registry
-from tf_adapters.methods.fusion.config import FusionConfig
 from tf_adapters.training.distribution import STRATEGIES
 
 ADAPTERS = registry.adapter_method_names()
@@ -19,32 +18,9 @@ METHODS = ADAPTERS + ("fusion", "full", "linear_probe")
 TASKS = ("classification", "causal_lm", "prompt_response", "translation")
 LR_SCHEDULES = ("constant", "cosine")
 SHORTCUTS = registry.SHORTCUT_OPTIONS
-# Default learning rates of the runs that add no adapter by a method name
-# (the adapters' own are their configs' `default_learning_rate()`), chosen
-# by `tf-adapters sweep` like the adapters' (docs/sweep.md). Full
-# fine-tuning moves every weight and needs a far smaller rate.
-BASELINE_LEARNING_RATES = {
-    "full": 3e-5,
-    "linear_probe": 1e-3,
-    "fusion": FusionConfig.learning_rate,
-}
-
-
-def default_learning_rate(method, adapter=None):
-    """The learning rate a run of `method` uses when it sets none: the
-    adapter config's `default_learning_rate()` (`adapter`, or the method's
-    config with its defaults), or `BASELINE_LEARNING_RATES`.
-
-    Example:
-    >>> from tf_adapters.pipeline.config import default_learning_rate
-    >>> default_learning_rate("full")
-    3e-05
-    """
-    if method in BASELINE_LEARNING_RATES:
-        return BASELINE_LEARNING_RATES[method]
-    if adapter is None:
-        adapter = registry.make_adapter_config(method, {})
-    return adapter.default_learning_rate()
+# The default learning rates live with the methods (one source of truth).
+BASELINE_LEARNING_RATES = registry.BASELINE_LEARNING_RATES
+default_learning_rate = registry.default_learning_rate
 
 
 def _field(default, help, **kwargs):

@@ -119,11 +119,11 @@ def _with_rate(found):
     """States written before fingerprints resolved the learning rate kept
     `None` for the method's default: it resolves as it did then."""
     if found.get("learning_rate") is None and found.get("method"):
-        from tf_adapters.pipeline.config import default_learning_rate
-
         adapter = found.get("adapter_config")
         adapter = registry.config_from_dict(adapter) if adapter else None
-        found["learning_rate"] = default_learning_rate(found["method"], adapter)
+        found["learning_rate"] = registry.default_learning_rate(
+            found["method"], adapter
+        )
     return found
 
 

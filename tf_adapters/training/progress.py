@@ -125,13 +125,14 @@ class ProgressLog(keras.callbacks.Callback):
     >>> from tf_adapters.training.progress import ProgressLog
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     >>> model.compile("sgd", "mse")
-    >>> lines = []
+    >>> lines, ticks = [], iter(range(100))  # a clock: 1 s a reading
     >>> _ = model.fit(np.ones((8, 3)), np.ones((8, 1)), batch_size=2,
     ...               verbose=0, callbacks=[ProgressLog(
-    ...                   "training", 4, every=2, log_fn=lines.append)])
+    ...                   "training", 4, every=2, log_fn=lines.append,
+    ...                   clock=lambda: next(ticks))])
     >>> for line in lines:
     ...     print(line.split(";")[0])
-    training: step 1/4 in 0 s (tracing and compiling included)
+    training: step 1/4 in 1 s (tracing and compiling included)
     training: step 2/4
     training: step 4/4
     """
