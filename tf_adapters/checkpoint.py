@@ -237,17 +237,11 @@ _ADVICE = (
 )
 
 
-def read_checkpoint(path):
-    """Reads and validates a checkpoint directory, without a model.
+def read_checkpoint_config(path):
+    """`(meta, config)` of a checkpoint directory: `read_checkpoint`'s
+    checks of `adapter_config.json`, without reading the weights.
 
-    Returns:
-        `(meta, config, arrays)`: the parsed `adapter_config.json`, the
-        adapter config it holds and `{variable key: array}`.
-
-    Raises:
-        FileNotFoundError: `path` lacks one of the two files.
-        CorruptFileError: either file is damaged or they disagree.
-        ValueError: a checkpoint of a newer format version.
+    Raises: as `read_checkpoint`, for the config file.
     """
     config_path = os.path.join(path, CONFIG_FILE)
     weights_path = os.path.join(path, WEIGHTS_FILE)
@@ -273,6 +267,23 @@ def read_checkpoint(path):
         )
     _check_meta(config_path, meta)
     config = _config_of(config_path, meta)
+    return meta, config
+
+
+def read_checkpoint(path):
+    """Reads and validates a checkpoint directory, without a model.
+
+    Returns:
+        `(meta, config, arrays)`: the parsed `adapter_config.json`, the
+        adapter config it holds and `{variable key: array}`.
+
+    Raises:
+        FileNotFoundError: `path` lacks one of the two files.
+        CorruptFileError: either file is damaged or they disagree.
+        ValueError: a checkpoint of a newer format version.
+    """
+    meta, config = read_checkpoint_config(path)
+    weights_path = os.path.join(path, WEIGHTS_FILE)
     arrays = load_npz(
         weights_path, meta.get("weights_sha256"), "adapter weights", _ADVICE
     )

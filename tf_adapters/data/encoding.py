@@ -71,11 +71,11 @@ def without_autotune(dataset):
 
     An autotuned iterator runs a thread that re-tunes the pipeline, waking
     at intervals that grow to about a minute, and deleting the iterator
-    waits for that thread's next wake-up (TF 2.21): in the main job, 13 to
-    55 s passed between the end of a `predict` and its return (measured
-    with `py-spy` and `gdb`: the main thread in `~IteratorResource`, the
-    thread in `Model::OptimizeLoop`). Gathering a batch of rows from
-    arrays in memory has nothing to tune.
+    waits for that thread's next wake-up (TF 2.21): in the main job's
+    stages, up to 59 s passed between the end of a `predict` and its
+    return (measured with `py-spy` and `gdb`: the main thread in
+    `~IteratorResource`, the thread in `Model::OptimizeLoop`). Gathering
+    a batch of rows from arrays in memory has nothing to tune.
     """
     options = tf.data.Options()
     options.autotune.enabled = False

@@ -6,7 +6,7 @@ import os
 
 from tf_adapters.checkpoint import load_adapter
 from tf_adapters.checkpoint import read_any_adapter
-from tf_adapters.checkpoint import read_checkpoint
+from tf_adapters.checkpoint import read_checkpoint_config
 from tf_adapters.checkpoint import save_adapter
 from tf_adapters.injection.api import list_adapters
 from tf_adapters.injection.fusion import add_fusion
@@ -81,7 +81,8 @@ def load_with_fused(model, path):
     take the run's adapter folder as it is."""
     fused = os.path.join(os.path.dirname(os.path.normpath(path)), "fused")
     if os.path.isdir(fused) and os.path.isdir(path):
-        _, config, _ = read_checkpoint(path)
+        # The config alone names them; the fusion's weights load once.
+        _, config = read_checkpoint_config(path)
         for name in getattr(config, "adapters", None) or ():
             folder = os.path.join(fused, name)
             if name not in list_adapters(model) and os.path.isdir(folder):
