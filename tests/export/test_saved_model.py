@@ -37,6 +37,29 @@ def test_export_reloads_with_equal_outputs_and_stores_weights_once(
         np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
+def test_export_traces_the_model_twice_at_most(tmp_path, monkeypatch):
+    # Each trace of the embedded model costs seconds. Two are needed:
+    # `classify` itself, and `tf.saved_model.save` re-tracing it inside
+    # its save context as the signature. `serving_default` is the same
+    # traced function (was a third trace), and Keras's default save
+    # signatures of the classifier and its backbone are not traced (were
+    # two more).
+    classifier = _classifier("lora")
+    classifier(tiny_models.inputs())
+    traces = []
+    call = type(classifier.backbone).call
+
+    def counting_call(self, *args, **kwargs):
+        traces.append(tf.executing_eagerly())
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(classifier.backbone), "call", counting_call)
+    path = export_saved_model(classifier, str(tmp_path), "m")
+    assert len(traces) <= 2, traces
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"classify", "serving_default"}
+
+
 def test_export_stores_each_weight_once(tmp_path):
 
     backbone = tiny_models.gpt2(

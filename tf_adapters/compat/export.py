@@ -1,4 +1,7 @@
-"""A Keras `ExportArchive` that stores each variable once."""
+"""A Keras `ExportArchive` that stores each variable once and traces each
+model once."""
+
+import contextlib
 
 import keras
 
@@ -26,7 +29,8 @@ def new_export_archive():
     collect = archive._filter_and_track_resources
 
     def collect_once():
-        collect()
+        with _no_default_save_signature():
+            collect()
         trackable = archive._tf_trackable
         for attr in (
             "variables",
@@ -38,3 +42,32 @@ def new_export_archive():
 
     archive._filter_and_track_resources = collect_once
     return archive
+
+
+@contextlib.contextmanager
+def _no_default_save_signature():
+    """Keras models offer TensorFlow a `_default_save_signature` (a
+    `tf.function` of the whole model, for `tf.saved_model.save(model)`
+    without signatures). `ExportArchive` walks the tracked models for
+    lookup tables, and TensorFlow's walk traces that function, once per
+    model and nested model: on the embedded model each trace takes
+    seconds, and the archive never saves them (its signatures are its own
+    endpoints). The property is off during the walk. Where a Keras version
+    has no such property, nothing changes."""
+    owner = next(
+        (
+            cls
+            for cls in keras.Model.__mro__
+            if "_default_save_signature" in vars(cls)
+        ),
+        None,
+    )
+    if owner is None:
+        yield
+        return
+    original = vars(owner)["_default_save_signature"]
+    owner._default_save_signature = property(lambda self: None)
+    try:
+        yield
+    finally:
+        owner._default_save_signature = original

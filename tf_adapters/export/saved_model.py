@@ -154,13 +154,12 @@ def export_saved_model(
             stack.enter_context(temporarily_merged(adapted))
         archive = new_export_archive()
         archive.track(model)
-        for endpoint, (fn, signature) in endpoints.items():
+        # The default endpoint goes first: `write_out` serves the first
+        # endpoint's traced function as `serving_default` too, so the model
+        # is not traced a second time for it.
+        for endpoint in [default, *(k for k in endpoints if k != default)]:
+            fn, signature = endpoints[endpoint]
             archive.add_endpoint(endpoint, fn, input_signature=signature)
-        if default != "serving_default":
-            fn, signature = endpoints[default]
-            archive.add_endpoint(
-                "serving_default", fn, input_signature=signature
-            )
         return write_versioned(archive, export_dir, name, version)
 
 
