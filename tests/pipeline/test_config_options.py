@@ -229,3 +229,15 @@ def test_learning_rate_defaults_and_schedules():
         FinetuneConfig(steps=8, warmup_steps=8)
     with pytest.raises(ValueError, match="lr_schedule"):
         FinetuneConfig(lr_schedule="step")
+
+
+def test_sequence_length_defaults_to_the_task():
+    # Classification's prompt was chosen with 64 tokens (docs/main_job.md);
+    # the other tasks keep 80. A value given always wins.
+    assert FinetuneConfig().sequence_length == 64
+    assert "Sentiment (positive or negative):" in FinetuneConfig().template
+    assert FinetuneConfig(task="causal_lm").sequence_length == 80
+    assert FinetuneConfig(task="prompt_response").sequence_length == 80
+    assert FinetuneConfig(sequence_length=80).sequence_length == 80
+    with pytest.raises(ValueError, match="sequence_length"):
+        FinetuneConfig(sequence_length=0)

@@ -70,7 +70,8 @@ class FinetuneConfig:
     (`tf-adapters finetune --help`) documents every field, including those
     not listed here (`rank`, `alpha`, `seed`, `strategy`, `resume`...).
     Everything is validated when the config is made, and the task's
-    defaults (`data`, `template`) and `export_name` are filled in.
+    defaults (`data`, `template`, `sequence_length`) and `export_name`
+    are filled in.
     `FinetuneConfig.from_dict` builds one from a mapping, such as the one
     `FinetuneConfig.from_file` reads from YAML or JSON.
 
@@ -93,7 +94,9 @@ class FinetuneConfig:
         loraplus_lr_ratio: float. LoRA+ (`tfa.loraplus_optimizer`): LoRA's
             `B` matrices train with `learning_rate` times this (e.g. 16);
             `method="lora"` only. Defaults to `None` (off).
-        sequence_length: int. Tokens per example. Defaults to `80`.
+        sequence_length: int. Tokens per example. Defaults to `None`: the
+            task's (`Task.default_sequence_length`: 64 for classification,
+            80 for the others).
         remat: bool. Gradient checkpointing of the decoder blocks (less
             peak memory, more compute; see
             `tf_adapters.training.remat.checkpoint_decoder_layers`).
@@ -255,7 +258,11 @@ class FinetuneConfig:
     warmup_steps: int = _field(
         0, "Steps of linear learning-rate warm-up from 0 (0: none)."
     )
-    sequence_length: int = _field(80, "Tokens per example (text is cut).")
+    sequence_length: int | None = _field(
+        None,
+        "Tokens per example (text is cut). Unset: the task's "
+        "(classification 64, the others 80).",
+    )
     test_size: int = _field(400, "Held-out test examples.")
     validation_size: int = _field(0, "Validation examples (0: none).")
     max_new_tokens: int = _field(
@@ -337,6 +344,8 @@ class FinetuneConfig:
             self.data = task.default_data
         if self.template is None:
             self.template = task.default_template
+        if self.sequence_length is None:
+            self.sequence_length = task.default_sequence_length
         if self.export_name is None:
             stem = os.path.splitext(os.path.basename(self.data))[0]
             self.export_name = stem.replace("tfds:", "") or self.task

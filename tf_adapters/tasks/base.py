@@ -16,6 +16,8 @@ class Task:
     default_data = None
     #: Prompt template used when `--template` is not given.
     default_template = "{text}"
+    #: Tokens per example when `--sequence-length` is not given.
+    default_sequence_length = 80
     #: Metric names in report order; the first is the headline.
     metrics = ()
     #: Whether a larger headline metric is better.

@@ -20,10 +20,14 @@ from tf_adapters.tasks.label_word_classifier import label_token_ids
 from tf_adapters.tasks.last_token_classifier import LastTokenClassifier
 from tf_adapters.training.progress import keras_progress
 
+# Chosen over the earlier "...\nIs the sentiment of this movie review
+# positive or negative? Answer with one word." on validation: zero-shot
+# 0.683 against 0.578, after the main job's training 0.807 against 0.783
+# (3 seeds), and 9 tokens shorter, so 64 tokens fit 95 % of the reviews
+# (docs/main_job.md).
 SENTIMENT_TEMPLATE = (
-    "<|im_start|>user\nReview: {text}\nIs the sentiment of this movie review "
-    "positive or negative? Answer with one word.<|im_end|>\n"
-    "<|im_start|>assistant\n"
+    "<|im_start|>user\nReview: {text}\nSentiment (positive or negative):"
+    "<|im_end|>\n<|im_start|>assistant\n"
 )
 
 
@@ -31,6 +35,7 @@ class ClassificationTask(Task):
     name = "classification"
     default_data = "sentiment"
     default_template = SENTIMENT_TEMPLATE
+    default_sequence_length = 64
     metrics = ("accuracy", "precision", "recall", "f1")
 
     def load(self, config):
