@@ -14,7 +14,11 @@ import tf_adapters as tfa
 from tf_adapters.data.classification import load_classification_records
 from tf_adapters.data.encoding import encode_templated
 from tf_adapters.data.splits import split_records
-from tf_adapters.tasks.classification import SENTIMENT_TEMPLATE
+import yaml
+
+# The prompt the runs were trained with (the main job's first default).
+with open(os.path.join(os.path.dirname(__file__), "first_prompt.yaml")) as f:
+    FIRST_PROMPT = yaml.safe_load(f)["template"]
 
 RUNS, OUT = sys.argv[1], sys.argv[2]
 
@@ -48,7 +52,7 @@ tfa.load_adapter(model, os.path.join(fusion, "adapter"))
 records, _ = load_classification_records("sentiment")
 test = split_records(records, test=400, validation=0, seed=0)["test"][:64]
 enc = encode_templated([r["text"] for r in test], model.preprocessor.tokenizer,
-                       SENTIMENT_TEMPLATE, 80)
+                       FIRST_PROMPT, 80)
 weights = tfa.fusion_weights(model, enc.x)
 json.dump(weights, open(os.path.join(OUT, "fusion_weights.json"), "w"), indent=1)
 first = list(freport["fused"])[0]

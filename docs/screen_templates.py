@@ -21,6 +21,7 @@ QUESTION = (
     "Answer with one word."
 )
 TEMPLATES = {
+    # The main job's first default prompt.
     "default": f"{U}Review: {{text}}\n{QUESTION}{E}{A}",
     "question_first": f"{U}{QUESTION}\nReview: {{text}}{E}{A}",
     "short": f"{U}{{text}}\nPositive or negative?{E}{A}",
@@ -42,7 +43,12 @@ def main(out):
     run, found = None, {}
     for name, template in TEMPLATES.items():
         config = FinetuneConfig.from_dict(
-            {"validation_size": 400, "template": template, "export": False}
+            {
+                "validation_size": 400,
+                "template": template,
+                "sequence_length": 80,
+                "export": False,
+            }
         )
         if run is None:
             run = stages.Run(config, None)
