@@ -1,9 +1,10 @@
 """The defaults in the configs are the recorded sweeps' winners.
 
 `docs/sweep.json` is the first sweep (every method, one seed);
-`docs/sweep_seeds.json` re-swept the methods whose single seed chose
-wrongly (prefix and prompt tuning) with three seeds a point. A later
-record's winners replace an earlier one's for the methods it covers.
+`docs/sweep_seeds.json` re-swept the two methods whose one-seed choice
+was unsteady over 3 seeds (prefix and prompt tuning), three seeds a
+point. A later record's winners replace an earlier one's for the methods
+it covers.
 """
 
 import json
