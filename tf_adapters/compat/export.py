@@ -1,5 +1,5 @@
-"""A Keras `ExportArchive` that stores each variable once and traces each
-model once."""
+"""A Keras `ExportArchive` that stores each variable once and does not
+trace the tracked models' unused default save signatures."""
 
 import contextlib
 
