@@ -162,6 +162,31 @@ def test_trainer_compat_model_builds_before_the_first_trace(count_traces):
     assert len(traces) == 1
 
 
+class CallLog(TinyModel):
+    """Logs each call: eager, or traced into a graph."""
+
+    calls = []
+
+    def call(self, x):
+        self.calls.append("eager" if tf.executing_eagerly() else "graph")
+        return super().call(x)
+
+
+def test_a_built_model_is_not_traced_to_build_its_loss_and_metrics():
+    model = CallLog()
+    model(np.ones((1, 3), "float32"))  # built
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    CallLog.calls.clear()
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.ones((8, 3), "float32"), np.ones((8, 1), "float32"))
+    ).batch(4)
+    model.fit(data, epochs=1, verbose=0)
+    # One eager row builds the loss, metrics and optimizer; Keras alone
+    # would trace the whole model for them first (compute_output_spec).
+    assert CallLog.calls == ["eager", "graph"]
+    assert model.optimizer.built and model.metrics[-1].built
+
+
 def test_export_archive_stores_each_variable_once(tmp_path):
     backbone = tiny_models.gpt2()
     archive = new_export_archive()

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -223,3 +224,25 @@ def test_a_fusion_run_mixes_two_trained_adapters(
         padding_mask=tf.ones((2, 5), tf.int32),
     )
     np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1, 1e-5)
+
+
+def test_batches_cut_to_their_longest_row_predict_the_same(
+    tmp_path, tiny_preset, data_file, monkeypatch
+):
+    from tf_adapters.pipeline.evaluate import run_evaluate
+
+    config = _config(tmp_path, tiny_preset, data_file, export=False)
+    assert config.dynamic_padding  # no XLA: batches are cut
+    report = run_finetune(config)
+    cut = run_evaluate(config, adapter=report["checkpoint"])
+    monkeypatch.setattr(FinetuneConfig, "dynamic_padding", False)
+    full = run_evaluate(config, adapter=report["checkpoint"])
+    # Sorted by length for the cut batches, put back in place after.
+    np.testing.assert_array_equal(
+        cut["confusion_matrix"], full["confusion_matrix"]
+    )
+    assert cut["confusion_matrix"] == report["adapted"]["confusion_matrix"]
+    monkeypatch.undo()
+    xla = dataclasses.replace(config, jit_compile=True)
+    tpu = dataclasses.replace(config, strategy="tpu")
+    assert not xla.dynamic_padding and not tpu.dynamic_padding

@@ -52,6 +52,31 @@ def reset_compiled_functions(model):
             setattr(model, attr, None)
 
 
+def trace_predict_once(model, dataset):
+    """Traces `model.predict`'s step once for every batch `dataset` holds.
+
+    Keras's prediction is a `tf.function(reduce_retracing=True)` called
+    with each batch's tensors: it traces for the first batch's shape, and
+    again, shape-free, at the next shape. Batches cut to their longest row
+    all differ in length, so this traces it once, up front, for
+    `dataset.element_spec` (sequence length left free). A no-op under a
+    `tf.distribute` strategy (its batches are distributed values) or when
+    `model` runs eagerly.
+
+    Relies on Keras building `model.predict_function` in the public-looking
+    `make_predict_function()` and calling it with a list of
+    `steps_per_execution` batches as the dataset yields them (Keras 3.0+,
+    `keras/src/backend/tensorflow/trainer.py`). Public alternative: none;
+    without it `predict` traces twice.
+    """
+    if tf.distribute.has_strategy() or model.run_eagerly:
+        return
+    model.make_predict_function()
+    function = model.predict_function
+    if hasattr(function, "get_concrete_function"):
+        function.get_concrete_function([dataset.element_spec])
+
+
 def is_multi_worker(strategy):
     """Whether `strategy` all-reduces across worker processes.
 
@@ -93,9 +118,65 @@ class SingleTraceBuildMixin:
                 except (StopIteration, tf.errors.OutOfRangeError):
                     return None  # no data: Keras says so in its own words
                 break
-        if data_batch is not None:
+        if data_batch is not None and not _build_from_one_row(self, data_batch):
             self._symbolic_build(data_batch=data_batch)
         return None
+
+
+def _build_from_one_row(model, data_batch):
+    """Builds `model`'s compiled loss, metrics and optimizer as Keras's
+    `Trainer._symbolic_build` does, but takes the model's output spec from
+    an eager call on the batch's first row instead of a symbolic trace of
+    the whole model (`backend.compute_output_spec`: about 6 s of the
+    embedded model's first step on 2 cores; the eager row takes a fraction
+    of a second). Returns `False`, having done nothing, where a layer of
+    `model` is not built yet (Keras's own build then makes it).
+
+    Mirrors `keras/src/trainers/trainer.py` (Keras 3.15-3.16 dev): reads
+    `_flatten_layers`, `_compile_metrics`, `_compile_loss`,
+    `_compute_loss` and `_post_build`.
+    """
+    from keras.src import backend
+
+    if not all(layer.built for layer in model._flatten_layers()):
+        return False
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data_batch)
+    row = tf.nest.map_structure(lambda t: t[:1], x)
+    y_pred = tf.nest.map_structure(
+        lambda t: keras.KerasTensor(
+            (None, *t.shape[1:]), backend.standardize_dtype(t.dtype)
+        ),
+        model(row, training=False),
+    )
+
+    def symbolic(value):
+        if value is None:
+            return None
+        return keras.KerasTensor(
+            value.shape, backend.standardize_dtype(value.dtype)
+        )
+
+    x, y, sample_weight = tf.nest.map_structure(symbolic, (x, y, sample_weight))
+    metrics, loss = model._compile_metrics, model._compile_loss
+    if metrics is not None and not metrics.built:
+        backend.compute_output_spec(
+            model.compute_metrics, x, y, y_pred, sample_weight=sample_weight
+        )
+    if loss is not None and not loss.built:
+        backend.compute_output_spec(
+            model._compute_loss,
+            x,
+            y,
+            y_pred,
+            sample_weight=sample_weight,
+            training=False,
+        )
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    post_build = getattr(model, "_post_build", None)
+    if post_build is not None:
+        post_build()
+    return True
 
 
 def _vector(logs):

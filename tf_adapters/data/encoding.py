@@ -26,7 +26,13 @@ class Encoded:
     truncated: int = 0
 
     def dataset(
-        self, batch_size, shuffle_seed=None, repeat=False, drop_remainder=False
+        self,
+        batch_size,
+        shuffle_seed=None,
+        repeat=False,
+        drop_remainder=False,
+        dynamic_padding=False,
+        group_by_length=False,
     ):
         """A batched `tf.data.Dataset` of `(x, y[, sample_weight])`.
 
@@ -35,6 +41,22 @@ class Encoded:
         stream is a function of the seed alone, not of how many iterators
         were made before (as `Dataset.shuffle` is), so one device, a
         `tf.distribute` strategy and a resumed run all see the same batches.
+
+        Args:
+            batch_size: int.
+            shuffle_seed: int or `None` (the rows in order).
+            repeat: bool. Pass over the data again and again.
+            drop_remainder: bool. Leave out a last, smaller batch.
+            dynamic_padding: bool. Cut each batch to its longest row (rows
+                are right-padded; `padding_mask` gives their lengths), so
+                the batches' sequence length varies: for a model that is
+                not compiled with XLA, which compiles a program per shape.
+            group_by_length: bool. With `shuffle_seed` and
+                `dynamic_padding`: each pass's shuffled rows are taken
+                `GROUP_BATCHES` batches at a time and sorted by length
+                there, and the pass's batches are then shuffled, so a
+                batch holds rows of similar length and carries little
+                padding (as Hugging Face's `group_by_length`).
         """
         parts = [self.x]
         if self.y is not None:
@@ -47,6 +69,13 @@ class Encoded:
             order = tf.data.Dataset.range(n)
             if repeat:
                 order = order.repeat()
+            batches = order.batch(batch_size, drop_remainder=drop_remainder)
+        elif group_by_length and dynamic_padding:
+            batches = _length_grouped_batches(
+                self.lengths(), batch_size, shuffle_seed, repeat
+            )
+            if drop_remainder:
+                batches = batches.filter(lambda i: tf.shape(i)[0] == batch_size)
         else:
             passes = tf.data.Dataset.counter()
             if not repeat:
@@ -60,10 +89,90 @@ class Encoded:
                     )
                 )
             )
-        ds = order.batch(batch_size, drop_remainder=drop_remainder).map(
-            lambda i: tf.nest.map_structure(lambda t: tf.gather(t, i), parts)
+            batches = order.batch(batch_size, drop_remainder=drop_remainder)
+
+        def gather(i):
+            batch = tf.nest.map_structure(lambda t: tf.gather(t, i), parts)
+            return _cut_to_longest(batch) if dynamic_padding else batch
+
+        return without_autotune(batches.map(gather).prefetch(2))
+
+    def lengths(self):
+        """Each row's length (the count of its `padding_mask`'s ones)."""
+        return np.asarray(self.x["padding_mask"]).sum(axis=1)
+
+    def sorted_by_length(self):
+        """`(sorted, order)`: these rows sorted by length (stable), and
+        the order taken (`sorted.x[k] == self.x[k][order]`), so that
+        predictions on `sorted` go back in place by
+        `restored[order] = predictions`. Batches of sorted rows cut to
+        their longest row (`dynamic_padding`) carry little padding."""
+        order = np.argsort(self.lengths(), kind="stable")
+
+        def take(a):
+            return None if a is None else np.asarray(a)[order]
+
+        x = {k: take(v) for k, v in self.x.items()}
+        rows = Encoded(x, take(self.y), take(self.sample_weight))
+        rows.truncated = self.truncated
+        return rows, order
+
+
+# Batches per group that `group_by_length` sorts by length: larger groups
+# leave less padding (on the built-in reviews, 64 tokens at most, a batch
+# of 16 is padded to 62 tokens on average when shuffled freely, to 47 in
+# groups of 8 batches, 46 in groups of 16) but sort more of a pass at once.
+GROUP_BATCHES = 16
+
+
+def _length_grouped_batches(lengths, batch_size, shuffle_seed, repeat):
+    """Index batches for `group_by_length` (see `Encoded.dataset`)."""
+    n = len(lengths)
+    lengths = tf.constant(lengths, "int64")
+    seed = tf.constant(int(shuffle_seed), "int64")
+    group = batch_size * GROUP_BATCHES
+
+    def one_pass(e):
+        perm = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype="int64"), seed=tf.stack([seed, e])
         )
-        return without_autotune(ds.prefetch(2))
+        # Sorted by (group, length): stable, so ties keep the shuffle.
+        key = tf.range(n, dtype="int64") // group * (
+            tf.reduce_max(lengths) + 1
+        ) + tf.gather(lengths, perm)
+        perm = tf.gather(perm, tf.argsort(key, stable=True))
+        starts = tf.random.experimental.stateless_shuffle(
+            tf.range(0, n, batch_size, dtype="int64"),
+            # Pass e's rows use [seed, e]; its batch order [seed, -1 - e].
+            seed=tf.stack([seed, -1 - e]),
+        )
+        return tf.data.Dataset.from_tensor_slices(starts).map(
+            lambda s: perm[s : s + batch_size]
+        )
+
+    passes = tf.data.Dataset.counter()
+    if not repeat:
+        passes = passes.take(1)
+    return passes.flat_map(one_pass)
+
+
+def _cut_to_longest(batch):
+    """A batch of right-padded rows cut to its longest row: every array
+    whose axis 1 is the rows' sequence axis (as long as `padding_mask`'s:
+    the inputs, and per-token targets and weights)."""
+    mask = batch[0]["padding_mask"]
+    width = mask.shape[1]
+    longest = tf.maximum(
+        tf.reduce_max(tf.reduce_sum(tf.cast(mask, "int32"), axis=1)), 1
+    )
+
+    def cut(t):
+        if t.shape.rank is not None and t.shape.rank >= 2:
+            if t.shape[1] == width:
+                return t[:, :longest]
+        return t
+
+    return tf.nest.map_structure(cut, batch)
 
 
 def without_autotune(dataset):

@@ -125,10 +125,17 @@ class StreamedData:
         self.skip_lines = skip_lines
 
     def dataset(
-        self, batch_size, shuffle_seed=None, repeat=False, drop_remainder=True
+        self,
+        batch_size,
+        shuffle_seed=None,
+        repeat=False,
+        drop_remainder=True,
+        dynamic_padding=False,
+        group_by_length=False,
     ):
-        # Batches are always whole here (`drop_remainder` is accepted for
-        # `Encoded`'s interface).
+        # Batches are always whole, full-length chunks here
+        # (`drop_remainder`, `dynamic_padding` and `group_by_length` are
+        # accepted for `Encoded`'s interface).
         return stream_packed(
             self.paths,
             self.tokenizer,

@@ -284,6 +284,8 @@ def training_data(run):
         shuffle_seed=config.seed,
         repeat=True,
         drop_remainder=config.strategy == "tpu",  # static shapes on TPUs
+        dynamic_padding=config.dynamic_padding,
+        group_by_length=config.group_by_length,
     ).skip(run.start_step)
     if config.strategy != "default":
         # Each global batch is split across the replicas.

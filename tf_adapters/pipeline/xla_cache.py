@@ -1,7 +1,8 @@
 """XLA's persistent compilation cache, on for the command line's runs.
 
-XLA compiles each training and evaluation function on its first call
-(about 20 s of the embedded model's first step on 2 cores). TensorFlow can
+With `--jit-compile` (off by default), XLA compiles each training and
+evaluation function on its first call (about 20 s of the embedded model's
+first step on 2 cores). TensorFlow can
 keep the compiled programs on disk (`--tf_xla_persistent_cache_directory`
 in `TF_XLA_FLAGS`) and load one when a later run compiles the same program:
 same model, method, shapes and TensorFlow version. TensorFlow checks the

@@ -75,3 +75,15 @@ class Task:
     def export_model(self, trainer, model):
         """What `export_saved_model` exports for this task."""
         return model
+
+
+def evaluation_batches(encoded, config):
+    """`encoded`'s batches for a metric that sums over examples (such as
+    perplexity, where their order does not matter): sorted by length and
+    each cut to its longest row when `config.dynamic_padding`, else in
+    order at full length."""
+    if config.dynamic_padding:
+        encoded, _ = encoded.sorted_by_length()
+    return encoded.dataset(
+        config.batch_size, dynamic_padding=config.dynamic_padding
+    )

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from tf_adapters.compat.trainer import trace_predict_once
 from tf_adapters.data.classification import load_classification_records
 from tf_adapters.data.encoding import Encoded
 from tf_adapters.data.encoding import encode_templated
@@ -73,17 +74,23 @@ class ClassificationTask(Task):
     def evaluate(self, trainer, model, config, split="test"):
         start = time.perf_counter()
         encoded = self.evaluation_split(split)
+        order = np.arange(len(encoded.y))
+        if config.dynamic_padding:
+            # Sorted by length, each batch cut to its longest review.
+            encoded, order = encoded.sorted_by_length()
+        # Batches from `Encoded.dataset` (not Keras's own from the arrays):
+        # its iterator is deleted without a wait.
+        data = encoded.dataset(
+            config.batch_size, dynamic_padding=config.dynamic_padding
+        )
+        trace_predict_once(trainer, data)
         batches = -(-len(encoded.y) // config.batch_size)
         verbose, progress = keras_progress(f"evaluating ({split})", batches)
-        logits = trainer.predict(
-            # Batches from `Encoded.dataset` (not Keras's own from the
-            # arrays): its iterator is deleted without a wait.
-            encoded.dataset(config.batch_size),
-            verbose=verbose,
-            callbacks=progress,
-        )
+        logits = trainer.predict(data, verbose=verbose, callbacks=progress)
+        predicted = np.empty(len(order), "int64")
+        predicted[order] = np.argmax(logits, -1)
         metrics = classification_metrics(
-            encoded.y, np.argmax(logits, -1), len(self.labels)
+            self.evaluation_split(split).y, predicted, len(self.labels)
         )
         metrics["seconds"] = round(time.perf_counter() - start, 1)
         return metrics

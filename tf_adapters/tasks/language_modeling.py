@@ -9,6 +9,7 @@ from tf_adapters.data.streaming import StreamedData
 from tf_adapters.data.streaming import stream_lines
 from tf_adapters.evaluation.text import perplexity
 from tf_adapters.tasks.base import Task
+from tf_adapters.tasks.base import evaluation_batches
 from tf_adapters.tasks.language_model import LanguageModel
 
 
@@ -79,7 +80,7 @@ class CausalLMTask(Task):
     def evaluate(self, trainer, model, config, split="test"):
         start = time.perf_counter()
         encoded = self.evaluation_split(split)
-        value = perplexity(trainer, encoded.dataset(config.batch_size))
+        value = perplexity(trainer, evaluation_batches(encoded, config))
         return {
             "perplexity": value,
             "loss": math.log(value),

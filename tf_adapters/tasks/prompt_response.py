@@ -15,6 +15,7 @@ from tf_adapters.evaluation import text as text_metrics
 from tf_adapters.evaluation.generation import generate_continuations
 from tf_adapters.evaluation.text import perplexity
 from tf_adapters.tasks.base import Task
+from tf_adapters.tasks.base import evaluation_batches
 from tf_adapters.tasks.language_model import LanguageModel
 from tf_adapters.training.progress import Progress
 
@@ -96,7 +97,7 @@ class PromptResponseTask(Task):
             progress=Progress(f"generating ({split})", batches, unit="batch"),
         )
         metrics = self.score(predictions, references)
-        value = perplexity(trainer, encoded.dataset(config.batch_size))
+        value = perplexity(trainer, evaluation_batches(encoded, config))
         metrics["response_perplexity"] = value
         metrics["response_loss"] = math.log(value)
         metrics["examples"] = [
