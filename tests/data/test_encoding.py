@@ -200,3 +200,35 @@ def test_group_by_length_keeps_a_last_smaller_batch_unless_dropped():
         )
     )
     assert [len(_rows(b)) for b in dropped] == [3, 3]
+
+
+def test_group_by_length_repeated_gives_whole_batches_only():
+    enc = _ragged([3, 1, 2, 5, 4, 2, 1])  # 7 rows, batches of 3
+    ds = enc.dataset(
+        3,
+        shuffle_seed=0,
+        repeat=True,
+        dynamic_padding=True,
+        group_by_length=True,
+    )
+    assert {len(_rows(b)) for b in ds.take(12)} == {3}
+
+
+def test_full_width_loss_keeps_the_full_width_batch_loss(tokenizer):
+    import keras
+
+    pairs = [("The air", " at"), ("The airplane at the airport", " air")]
+    enc = encode_prompt_response(pairs, tokenizer, 16)
+    vocab = int(enc.x["token_ids"].max()) + 1
+    logits = np.random.default_rng(0).normal(size=(2, 16, vocab))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    full = float(loss(enc.y, logits, sample_weight=enc.sample_weight))
+    (_, y, w), *_ = enc.dataset(2, dynamic_padding=True, full_width_loss=True)
+    width = y.shape[1]
+    assert width < 16
+    cut = float(loss(y, logits[:, :width], sample_weight=w))
+    np.testing.assert_allclose(cut, full, rtol=1e-6)
+    # Unscaled, Keras's mean over batch × width would be 16 / width larger.
+    (_, _, raw), *_ = enc.dataset(2, dynamic_padding=True)
+    unscaled = float(loss(y, logits[:, :width], sample_weight=raw))
+    np.testing.assert_allclose(unscaled, full * 16 / width, rtol=1e-6)

@@ -241,3 +241,17 @@ def test_sequence_length_defaults_to_the_task():
     assert FinetuneConfig(sequence_length=80).sequence_length == 80
     with pytest.raises(ValueError, match="sequence_length"):
         FinetuneConfig(sequence_length=0)
+
+
+def test_batches_are_cut_only_without_xla_and_tpus():
+    assert FinetuneConfig().dynamic_padding  # the default: no XLA
+    assert not FinetuneConfig(jit_compile=True).dynamic_padding
+    assert not FinetuneConfig(strategy="tpu").dynamic_padding
+    assert FinetuneConfig(group_by_length=True).group_by_length
+    for options in (
+        {"jit_compile": True},
+        {"strategy": "tpu"},
+        {"task": "causal_lm", "stream": True, "data": "x.txt"},
+    ):
+        with pytest.raises(ValueError, match="group_by_length"):
+            FinetuneConfig(group_by_length=True, **options)

@@ -244,3 +244,40 @@ def test_causal_lm_streams_a_text_file(tmp_path, tiny_preset):
         t.strip() for t in _texts(60)[:10]
     ]
     assert splits["train"] == []
+
+
+def test_classification_puts_sorted_predictions_back_in_place():
+    from types import SimpleNamespace
+
+    from tf_adapters.data.encoding import Encoded
+    from tf_adapters.tasks.classification import ClassificationTask
+
+    lengths = [5, 2, 7, 3, 6, 1, 4, 8]
+    labels = np.array([0, 1, 1, 0, 1, 0, 0, 1])
+    ids = np.zeros((8, 8), "int32")
+    mask = np.zeros((8, 8), "int32")
+    for i, length in enumerate(lengths):
+        ids[i, :length] = 2 * i + labels[i]  # its label in each id's parity
+        mask[i, :length] = 1
+    seen_widths = []
+
+    class Trainer:  # predicts each row's label from its ids, eagerly
+        run_eagerly = True
+
+        def predict(self, data, verbose=None, callbacks=None):
+            out = []
+            for batch in data:
+                first = batch[0]["token_ids"].numpy()[:, 0]
+                seen_widths.append(batch[0]["token_ids"].shape[1])
+                out.append(np.stack([first % 2 == 0, first % 2 == 1], -1))
+            return np.concatenate(out).astype("float32")
+
+    task = ClassificationTask()
+    task.labels = ["a", "b"]
+    task.test = Encoded({"token_ids": ids, "padding_mask": mask}, labels)
+    for cut in (True, False):
+        config = SimpleNamespace(dynamic_padding=cut, batch_size=3)
+        metrics = task.evaluate(Trainer(), None, config)
+        assert metrics["accuracy"] == 1.0, cut
+    # Sorted by length, cut to each batch's longest; then full width.
+    assert seen_widths == [3, 6, 8, 8, 8, 8]

@@ -348,6 +348,27 @@ def test_resume_reads_states_written_before_new_adapter_fields(tmp_path):
         checkpointing.load_train_state(model, str(tmp_path), rslora)
 
 
+def test_resume_reads_states_written_before_group_by_length(tmp_path):
+    # States saved before `group_by_length` existed trained ungrouped.
+    import json
+
+    import keras
+
+    from tf_adapters.training import checkpointing
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    config = FinetuneConfig(steps=4)
+    checkpointing.save_train_state(model, str(tmp_path), 1, 2, config)
+    meta = json.loads((tmp_path / "state.json").read_text())
+    assert meta["config"].pop("group_by_length") is False
+    (tmp_path / "state.json").write_text(json.dumps(meta))
+    assert checkpointing.load_train_state(model, str(tmp_path), config)
+    grouped = FinetuneConfig(steps=4, group_by_length=True)
+    with pytest.raises(ValueError, match="group_by_length"):
+        checkpointing.load_train_state(model, str(tmp_path), grouped)
+
+
 def test_a_damaged_training_state_is_refused_and_restart_keeps_it(tmp_path):
     import keras
 

@@ -53,7 +53,7 @@ def reset_compiled_functions(model):
 
 
 def trace_predict_once(model, dataset):
-    """Traces `model.predict`'s step once for every batch `dataset` holds.
+    """Traces `model.predict`'s step once, for any batch of `dataset`.
 
     Keras's prediction is a `tf.function(reduce_retracing=True)` called
     with each batch's tensors: it traces for the first batch's shape, and
@@ -61,7 +61,8 @@ def trace_predict_once(model, dataset):
     all differ in length, so this traces it once, up front, for
     `dataset.element_spec` (sequence length left free). A no-op under a
     `tf.distribute` strategy (its batches are distributed values) or when
-    `model` runs eagerly.
+    `model` runs eagerly. With `steps_per_execution > 1` Keras calls the
+    function with several batches at once; it is then traced as before.
 
     Relies on Keras building `model.predict_function` in the public-looking
     `make_predict_function()` and calling it with a list of
@@ -138,16 +139,30 @@ def _build_from_one_row(model, data_batch):
     """
     from keras.src import backend
 
+    metrics, loss = model._compile_metrics, model._compile_loss
+    optimizer = model.optimizer
+    unbuilt = [
+        part
+        for part in (metrics, loss, optimizer)
+        if part is not None and not part.built
+    ]
+    if not unbuilt:
+        # Keras's build would not call the model either.
+        _post_build(model)
+        return True
     if not all(layer.built for layer in model._flatten_layers()):
         return False
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data_batch)
-    row = tf.nest.map_structure(lambda t: t[:1], x)
-    y_pred = tf.nest.map_structure(
-        lambda t: keras.KerasTensor(
-            (None, *t.shape[1:]), backend.standardize_dtype(t.dtype)
-        ),
-        model(row, training=False),
-    )
+    try:
+        row = tf.nest.map_structure(lambda t: t[:1], x)
+        y_pred = tf.nest.map_structure(
+            lambda t: keras.KerasTensor(
+                (None, *t.shape[1:]), backend.standardize_dtype(t.dtype)
+            ),
+            model(row, training=False),
+        )
+    except (TypeError, ValueError, AttributeError):
+        return False  # e.g. sparse inputs: Keras's symbolic build instead
 
     def symbolic(value):
         if value is None:
@@ -157,7 +172,6 @@ def _build_from_one_row(model, data_batch):
         )
 
     x, y, sample_weight = tf.nest.map_structure(symbolic, (x, y, sample_weight))
-    metrics, loss = model._compile_metrics, model._compile_loss
     if metrics is not None and not metrics.built:
         backend.compute_output_spec(
             model.compute_metrics, x, y, y_pred, sample_weight=sample_weight
@@ -171,12 +185,16 @@ def _build_from_one_row(model, data_batch):
             sample_weight=sample_weight,
             training=False,
         )
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
-    post_build = getattr(model, "_post_build", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    _post_build(model)
+    return True
+
+
+def _post_build(model):
+    post_build = getattr(model, "_post_build", None)  # a no-op in TF's
     if post_build is not None:
         post_build()
-    return True
 
 
 def _vector(logs):

@@ -33,6 +33,7 @@ class Encoded:
         drop_remainder=False,
         dynamic_padding=False,
         group_by_length=False,
+        full_width_loss=False,
     ):
         """A batched `tf.data.Dataset` of `(x, y[, sample_weight])`.
 
@@ -56,7 +57,15 @@ class Encoded:
                 `GROUP_BATCHES` batches at a time and sorted by length
                 there, and the pass's batches are then shuffled, so a
                 batch holds rows of similar length and carries little
-                padding (as Hugging Face's `group_by_length`).
+                padding (as Hugging Face's `group_by_length`). With
+                `repeat`, each pass's last, smaller batch is left out (its
+                rows come in other passes), so every batch is whole.
+            full_width_loss: bool. With `dynamic_padding`: per-token
+                sample weights are scaled by the batch's width over the
+                full width, so that a loss Keras averages over every
+                position (batch × width: its default reduction) is the
+                full-width batch's, whatever the cut. For `fit`; not for
+                a metric that divides by the weights' sum (perplexity).
         """
         parts = [self.x]
         if self.y is not None:
@@ -93,7 +102,9 @@ class Encoded:
 
         def gather(i):
             batch = tf.nest.map_structure(lambda t: tf.gather(t, i), parts)
-            return _cut_to_longest(batch) if dynamic_padding else batch
+            if not dynamic_padding:
+                return batch
+            return _cut_to_longest(batch, full_width_loss)
 
         return without_autotune(batches.map(gather).prefetch(2))
 
@@ -141,8 +152,11 @@ def _length_grouped_batches(lengths, batch_size, shuffle_seed, repeat):
             tf.reduce_max(lengths) + 1
         ) + tf.gather(lengths, perm)
         perm = tf.gather(perm, tf.argsort(key, stable=True))
+        # Repeated: whole batches only (the ungrouped stream's batches run
+        # on across passes; these are made pass by pass).
+        end = n - n % batch_size if repeat and n >= batch_size else n
         starts = tf.random.experimental.stateless_shuffle(
-            tf.range(0, n, batch_size, dtype="int64"),
+            tf.range(0, end, batch_size, dtype="int64"),
             # Pass e's rows use [seed, e]; its batch order [seed, -1 - e].
             seed=tf.stack([seed, -1 - e]),
         )
@@ -156,10 +170,12 @@ def _length_grouped_batches(lengths, batch_size, shuffle_seed, repeat):
     return passes.flat_map(one_pass)
 
 
-def _cut_to_longest(batch):
+def _cut_to_longest(batch, full_width_loss=False):
     """A batch of right-padded rows cut to its longest row: every array
     whose axis 1 is the rows' sequence axis (as long as `padding_mask`'s:
-    the inputs, and per-token targets and weights)."""
+    the inputs, and per-token targets and weights). With
+    `full_width_loss`, per-token sample weights (a third element) are
+    scaled by the cut width over the full width (see `Encoded.dataset`)."""
     mask = batch[0]["padding_mask"]
     width = mask.shape[1]
     longest = tf.maximum(
@@ -172,7 +188,11 @@ def _cut_to_longest(batch):
                 return t[:, :longest]
         return t
 
-    return tf.nest.map_structure(cut, batch)
+    batch = tf.nest.map_structure(cut, batch)
+    if full_width_loss and len(batch) == 3 and batch[2].shape.rank == 2:
+        scale = tf.cast(longest, batch[2].dtype) / width
+        batch = (*batch[:2], batch[2] * scale)
+    return batch
 
 
 def without_autotune(dataset):

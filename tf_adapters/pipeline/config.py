@@ -411,6 +411,15 @@ class FinetuneConfig:
                 "frozen model, so no gradient passes through them. Leave "
                 "`remat` off. Received: remat=True."
             )
+        if self.group_by_length and (self.stream or not self.dynamic_padding):
+            raise ValueError(
+                "`group_by_length` sorts examples into batches cut to their "
+                "longest example: not with `jit_compile` (XLA pads every "
+                "batch to `sequence_length`), `strategy='tpu'` or `stream` "
+                "(packed, full-length chunks). Leave it off. Received: "
+                f"group_by_length=True, jit_compile={self.jit_compile}, "
+                f"strategy={self.strategy!r}, stream={self.stream}."
+            )
         if self.resume and self.restart:
             raise ValueError(
                 "`resume` continues the saved training state and `restart` "

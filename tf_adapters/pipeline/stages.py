@@ -286,6 +286,9 @@ def training_data(run):
         drop_remainder=config.strategy == "tpu",  # static shapes on TPUs
         dynamic_padding=config.dynamic_padding,
         group_by_length=config.group_by_length,
+        # Keras averages a per-token loss over batch × width: the cut
+        # batches keep the full-width loss.
+        full_width_loss=True,
     ).skip(run.start_step)
     if config.strategy != "default":
         # Each global batch is split across the replicas.

@@ -115,9 +115,17 @@ def saved_fingerprint(saved):
     return _with_rate(found)
 
 
+# Options added since states were first written, with the value every
+# earlier run had.
+_ADDED_OPTIONS = {"group_by_length": False}
+
+
 def _with_rate(found):
     """States written before fingerprints resolved the learning rate kept
-    `None` for the method's default: it resolves as it did then."""
+    `None` for the method's default: it resolves as it did then. Options
+    added since (`_ADDED_OPTIONS`) take the value those runs had."""
+    for name, value in _ADDED_OPTIONS.items():
+        found.setdefault(name, value)
     if found.get("learning_rate") is None and found.get("method"):
         adapter = found.get("adapter_config")
         adapter = registry.config_from_dict(adapter) if adapter else None
