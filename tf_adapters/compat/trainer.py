@@ -157,7 +157,7 @@ def _build_from_one_row(model, data_batch):
         row = tf.nest.map_structure(lambda t: t[:1], x)
         y_pred = tf.nest.map_structure(
             lambda t: keras.KerasTensor(
-                (None, *t.shape[1:]), backend.standardize_dtype(t.dtype)
+                (None, *t.shape[1:]), keras.backend.standardize_dtype(t.dtype)
             ),
             model(row, training=False),
         )
@@ -168,7 +168,7 @@ def _build_from_one_row(model, data_batch):
         if value is None:
             return None
         return keras.KerasTensor(
-            value.shape, backend.standardize_dtype(value.dtype)
+            value.shape, keras.backend.standardize_dtype(value.dtype)
         )
 
     x, y, sample_weight = tf.nest.map_structure(symbolic, (x, y, sample_weight))
