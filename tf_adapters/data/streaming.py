@@ -132,10 +132,11 @@ class StreamedData:
         drop_remainder=True,
         dynamic_padding=False,
         group_by_length=False,
+        full_width_loss=False,
     ):
         # Batches are always whole, full-length chunks here
-        # (`drop_remainder`, `dynamic_padding` and `group_by_length` are
-        # accepted for `Encoded`'s interface).
+        # (`drop_remainder`, `dynamic_padding`, `group_by_length` and
+        # `full_width_loss` are accepted for `Encoded`'s interface).
         return stream_packed(
             self.paths,
             self.tokenizer,
