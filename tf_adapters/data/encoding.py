@@ -86,17 +86,11 @@ class Encoded:
             if drop_remainder:
                 batches = batches.filter(lambda i: tf.shape(i)[0] == batch_size)
         else:
-            passes = tf.data.Dataset.counter()
-            if not repeat:
-                passes = passes.take(1)
-            seed = int(shuffle_seed)
-            order = passes.flat_map(
-                lambda e: tf.data.Dataset.from_tensor_slices(
-                    tf.random.experimental.stateless_shuffle(
-                        tf.range(n, dtype="int64"),
-                        seed=tf.stack([tf.constant(seed, "int64"), e]),
-                    )
-                )
+            order = _shuffled_passes(
+                n,
+                shuffle_seed,
+                repeat,
+                lambda perm, seed, e: tf.data.Dataset.from_tensor_slices(perm),
             )
             batches = order.batch(batch_size, drop_remainder=drop_remainder)
 
@@ -136,17 +130,32 @@ class Encoded:
 GROUP_BATCHES = 16
 
 
-def _length_grouped_batches(lengths, batch_size, shuffle_seed, repeat):
-    """Index batches for `group_by_length` (see `Encoded.dataset`)."""
-    n = len(lengths)
-    lengths = tf.constant(lengths, "int64")
+def _shuffled_passes(n, shuffle_seed, repeat, each_pass):
+    """Passes over `n` rows (one, or endless with `repeat`), pass `e` made
+    by `each_pass(perm, seed, e)` from its permutation
+    `perm = stateless_shuffle(range(n), seed=[shuffle_seed, e])`, `seed`
+    being `shuffle_seed` as an int64 tensor: a function of the seed alone."""
     seed = tf.constant(int(shuffle_seed), "int64")
-    group = batch_size * GROUP_BATCHES
 
     def one_pass(e):
         perm = tf.random.experimental.stateless_shuffle(
             tf.range(n, dtype="int64"), seed=tf.stack([seed, e])
         )
+        return each_pass(perm, seed, e)
+
+    passes = tf.data.Dataset.counter()
+    if not repeat:
+        passes = passes.take(1)
+    return passes.flat_map(one_pass)
+
+
+def _length_grouped_batches(lengths, batch_size, shuffle_seed, repeat):
+    """Index batches for `group_by_length` (see `Encoded.dataset`)."""
+    n = len(lengths)
+    lengths = tf.constant(lengths, "int64")
+    group = batch_size * GROUP_BATCHES
+
+    def one_pass(perm, seed, e):
         # Sorted by (group, length): stable, so ties keep the shuffle.
         key = tf.range(n, dtype="int64") // group * (
             tf.reduce_max(lengths) + 1
@@ -164,10 +173,7 @@ def _length_grouped_batches(lengths, batch_size, shuffle_seed, repeat):
             lambda s: perm[s : s + batch_size]
         )
 
-    passes = tf.data.Dataset.counter()
-    if not repeat:
-        passes = passes.take(1)
-    return passes.flat_map(one_pass)
+    return _shuffled_passes(n, shuffle_seed, repeat, one_pass)
 
 
 def _cut_to_longest(batch, full_width_loss=False):

@@ -311,8 +311,8 @@ class FinetuneConfig:
         "Training batches of examples of similar length (shuffled, then "
         "sorted by length 16 batches at a time; the batches shuffled "
         "again), so each batch carries little padding: on the main job a "
-        "step about a quarter faster, accuracy over 3 seeds within a "
-        "point (docs/main_job.md). Only where batches are cut to their "
+        "step about a fifth faster, but about a point lower accuracy over "
+        "3 seeds (docs/main_job.md). Only where batches are cut to their "
         "longest example (not with --jit-compile or on TPUs).",
     )
     remat: bool = _field(

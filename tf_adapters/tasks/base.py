@@ -1,6 +1,7 @@
 """What every task provides to the fine-tuning loop."""
 
 import keras
+import numpy as np
 
 
 class Task:
@@ -78,12 +79,15 @@ class Task:
 
 
 def evaluation_batches(encoded, config):
-    """`encoded`'s batches for a metric that sums over examples (such as
-    perplexity, where their order does not matter): sorted by length and
-    each cut to its longest row when `config.dynamic_padding`, else in
-    order at full length."""
+    """`(dataset, order)`: `encoded`'s batches to evaluate, sorted by
+    length and each cut to its longest row when `config.dynamic_padding`
+    (else in order at full length), and the order of their rows, so that
+    per-row outputs go back in place by `restored[order] = outputs`
+    (a metric that sums over rows, such as perplexity, needs no order)."""
+    order = np.arange(len(encoded.x["token_ids"]))
     if config.dynamic_padding:
-        encoded, _ = encoded.sorted_by_length()
-    return encoded.dataset(
+        encoded, order = encoded.sorted_by_length()
+    data = encoded.dataset(
         config.batch_size, dynamic_padding=config.dynamic_padding
     )
+    return data, order

@@ -16,6 +16,7 @@ from tf_adapters.data.encoding import Encoded
 from tf_adapters.data.encoding import encode_templated
 from tf_adapters.evaluation.classification import classification_metrics
 from tf_adapters.tasks.base import Task
+from tf_adapters.tasks.base import evaluation_batches
 from tf_adapters.tasks.label_word_classifier import LabelWordClassifier
 from tf_adapters.tasks.label_word_classifier import label_token_ids
 from tf_adapters.tasks.last_token_classifier import LastTokenClassifier
@@ -74,24 +75,17 @@ class ClassificationTask(Task):
     def evaluate(self, trainer, model, config, split="test"):
         start = time.perf_counter()
         encoded = self.evaluation_split(split)
-        order = np.arange(len(encoded.y))
-        if config.dynamic_padding:
-            # Sorted by length, each batch cut to its longest review.
-            encoded, order = encoded.sorted_by_length()
         # Batches from `Encoded.dataset` (not Keras's own from the arrays):
-        # its iterator is deleted without a wait.
-        data = encoded.dataset(
-            config.batch_size, dynamic_padding=config.dynamic_padding
-        )
+        # its iterator is deleted without a wait. Sorted by length, each
+        # cut to its longest review, where batches may vary in shape.
+        data, order = evaluation_batches(encoded, config)
         trace_predict_once(trainer, data)
         batches = -(-len(encoded.y) // config.batch_size)
         verbose, progress = keras_progress(f"evaluating ({split})", batches)
         logits = trainer.predict(data, verbose=verbose, callbacks=progress)
         predicted = np.empty(len(order), "int64")
         predicted[order] = np.argmax(logits, -1)
-        metrics = classification_metrics(
-            self.evaluation_split(split).y, predicted, len(self.labels)
-        )
+        metrics = classification_metrics(encoded.y, predicted, len(self.labels))
         metrics["seconds"] = round(time.perf_counter() - start, 1)
         return metrics
 

@@ -80,7 +80,8 @@ class CausalLMTask(Task):
     def evaluate(self, trainer, model, config, split="test"):
         start = time.perf_counter()
         encoded = self.evaluation_split(split)
-        value = perplexity(trainer, evaluation_batches(encoded, config))
+        data, _ = evaluation_batches(encoded, config)
+        value = perplexity(trainer, data)
         return {
             "perplexity": value,
             "loss": math.log(value),

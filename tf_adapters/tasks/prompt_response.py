@@ -97,7 +97,8 @@ class PromptResponseTask(Task):
             progress=Progress(f"generating ({split})", batches, unit="batch"),
         )
         metrics = self.score(predictions, references)
-        value = perplexity(trainer, evaluation_batches(encoded, config))
+        data, _ = evaluation_batches(encoded, config)
+        value = perplexity(trainer, data)
         metrics["response_perplexity"] = value
         metrics["response_loss"] = math.log(value)
         metrics["examples"] = [

@@ -96,7 +96,7 @@ def saved_fingerprint(saved):
         adapter = saved["adapter_config"]
         if adapter is not None:
             adapter = registry.config_from_dict(adapter).to_dict()
-        return _with_rate({**saved, "adapter_config": adapter})
+        return _with_old_defaults({**saved, "adapter_config": adapter})
     found = {k: v for k, v in saved.items() if k not in ADAPTER_OPTIONS}
     method = saved.get("method")
     found["adapter_config"] = None
@@ -112,7 +112,7 @@ def saved_fingerprint(saved):
             }
         config = registry.make_adapter_config(method, options)
         found["adapter_config"] = config.to_dict()
-    return _with_rate(found)
+    return _with_old_defaults(found)
 
 
 # Options added since states were first written, with the value every
@@ -120,7 +120,7 @@ def saved_fingerprint(saved):
 _ADDED_OPTIONS = {"group_by_length": False}
 
 
-def _with_rate(found):
+def _with_old_defaults(found):
     """States written before fingerprints resolved the learning rate kept
     `None` for the method's default: it resolves as it did then. Options
     added since (`_ADDED_OPTIONS`) take the value those runs had."""
