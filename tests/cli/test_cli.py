@@ -206,6 +206,58 @@ def test_evaluate_command_needs_weights_for_a_linear_head(
     assert "pass --weights" in capsys.readouterr().err
 
 
+def test_evaluate_starts_from_the_options_of_the_run_it_scores(
+    tmp_path, monkeypatch
+):
+    seen = {}
+    monkeypatch.setattr(
+        "tf_adapters.pipeline.run_evaluate",
+        lambda config, adapter, weights: seen.update(
+            config=config, adapter=adapter
+        ),
+    )
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    options = {
+        "task": "prompt_response",
+        "data": "qa",
+        "sequence_length": 96,
+        "test_size": 50,
+        "split_seed": 3,
+        "method": "ia3",  # not a scoring option: the adapter carries it
+    }
+    (run / "report.json").write_text(
+        json.dumps({"reproduce": {"options": options}})
+    )
+    argv = ["evaluate", "--adapter", str(run / "adapter"), "--test-size", "7"]
+    assert main(argv) == 0
+    config = seen["config"]
+    assert (config.task, config.data, config.sequence_length) == (
+        "prompt_response",
+        "qa",
+        96,
+    )
+    assert (config.test_size, config.split_seed) == (7, 3)  # the flag wins
+    assert config.method == "lora"
+
+    # An adapter saved by hand (no report beside it): the defaults.
+    (tmp_path / "alone").mkdir()
+    assert main(["evaluate", "--adapter", str(tmp_path / "alone")]) == 0
+    assert (seen["config"].task, seen["config"].test_size) == (
+        "classification",
+        400,
+    )
+
+
+def test_evaluate_names_an_unreadable_run_report(tmp_path, capsys):
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "report.json").write_text("{half")
+    code = main(["evaluate", "--adapter", str(tmp_path / "adapter")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "report.json cannot be read as a finetune report" in err
+
+
 def test_convert_command_round_trips_through_peft(tmp_path, capsys):
     import json
 

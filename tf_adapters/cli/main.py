@@ -157,7 +157,9 @@ def _add_evaluate(sub):
         help="Evaluate a base model plus a saved adapter (or saved weights) "
         "on a task's test split.",
         description="Evaluate on the test split that `finetune` holds out "
-        "for the same data, test size and seed.",
+        "for the same data, test size and seed. With --adapter or --weights "
+        "of a finetune run, the run's task, data, template, sequence length "
+        "and sizes (its report.json) are the defaults; flags override them.",
     )
     evaluate.add_argument("--adapter", help=ADAPTER_HELP)
     evaluate.add_argument(
@@ -165,7 +167,8 @@ def _add_evaluate(sub):
         help="`weights` folder of a full/linear_probe run, or of a linear "
         "head trained with an adapter.",
     )
-    # A saved adapter carries its own options.
+    # A saved adapter carries its own options; the run's report.json beside
+    # it gives the scoring options (`evaluate.run_options`).
     _add_config_flags(evaluate, FinetuneConfig, skip=("adapter",))
 
 
@@ -424,10 +427,15 @@ def main(argv=None):
             return 0
         if command == "evaluate":
             from tf_adapters.pipeline import run_evaluate
+            from tf_adapters.pipeline.evaluate import run_options
 
             adapter = args.pop("adapter", None)
             weights = args.pop("weights", None)
-            run_evaluate(_finetune_config(args), adapter, weights)
+            saved = adapter or weights
+            recorded = run_options(saved) if saved else {}
+            options, source = _options(args)
+            config = FinetuneConfig.from_dict({**recorded, **options}, source)
+            run_evaluate(config, adapter, weights)
             return 0
         if command == "compare":
             from tf_adapters.pipeline import run_compare

@@ -13,6 +13,69 @@ from tf_adapters.pipeline.fusion import load_with_fused
 
 log = logging.getLogger("tf_adapters.evaluate")
 
+# The options that decide what is scored and how: a run's test split
+# (data, sizes, split seed), its prompt (template, labels, head) and its
+# model. Method options are not among them: a saved adapter carries its own.
+SCORING_OPTIONS = (
+    "model",
+    "task",
+    "data",
+    "stream",
+    "text_field",
+    "label_field",
+    "prompt_field",
+    "response_field",
+    "source_field",
+    "target_field",
+    "source_language",
+    "target_language",
+    "head",
+    "labels",
+    "template",
+    "sequence_length",
+    "test_size",
+    "validation_size",
+    "max_new_tokens",
+    "split_seed",
+)
+
+
+def run_options(saved):
+    """The scoring options of the `finetune` run that wrote `saved` (its
+    `adapter` or `weights` folder), read from the run's `report.json`
+    beside it; `{}` when there is none (an adapter saved by hand).
+
+    `tf-adapters evaluate` starts from these, so an adapter trained with
+    another task, data, template or sequence length is scored as it was
+    trained; flags and `--config` override them.
+    """
+    report_file = os.path.join(
+        os.path.dirname(os.path.normpath(saved)), "report.json"
+    )
+    if not os.path.isfile(report_file):
+        return {}
+    try:
+        with open(report_file) as f:
+            options = json.load(f)["reproduce"]["options"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{report_file} cannot be read as a finetune report ({error}); "
+            "move it away or pass the options as flags."
+        ) from None
+    if not isinstance(options, dict):
+        raise ValueError(
+            f"{report_file}: `reproduce.options` is not a mapping of options."
+        )
+    options = {k: options[k] for k in SCORING_OPTIONS if k in options}
+    log.info(
+        "Options of the run in %s (flags override them): %s",
+        report_file,
+        ", ".join(
+            f"{k}={options[k]!r}" for k in ("task", "data") if k in options
+        ),
+    )
+    return options
+
 
 def load_trained_weights(trainer, path):
     """Loads what `stages.save_trained_weights` wrote into `trainer`: the
