@@ -67,6 +67,8 @@ def test_seed_row_aggregates_seeds_and_keeps_each():
     )
     assert "| lora | 0.820 ± 0.028 | 0.001 |" in table
     assert "| lora | 0.800 | 0.840 | failed | 0.820 ± 0.028 |" in table
+    # The task's other metrics, means over the finished seeds.
+    assert "| method | f1 (mean) |\n|---|---:|\n| lora | 0.410 |" in table
 
 
 def test_selection_rule():

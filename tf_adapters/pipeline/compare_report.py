@@ -68,9 +68,40 @@ def markdown_table(result):
         f"{result['test_examples']} test examples (split seed "
         f"{result.get('split_seed', 0)}); Adam at each row's learning rate."
     )
+    others = other_metrics_table(result["rows"], metric, len(seeds) > 1)
+    if others:
+        lines += ["", *others]
     if len(seeds) > 1:
         lines += ["", *per_seed_table(result["rows"], seeds, metric)]
     return "\n".join(lines)
+
+
+def other_metrics_table(rows, metric, several_seeds):
+    """The task's other test metrics (e.g. exact match, ROUGE-L and
+    response perplexity beside token F1), one row per method, means over
+    the seeds; `[]` when the task has no other metric. Losses (the log of
+    a perplexity shown) and counts are left out."""
+    done = [r for r in rows if not r.get("error") and r.get("metrics")]
+    names = [
+        k
+        for k in (done[0]["metrics"] if done else ())
+        if k != metric and k != "count" and not k.endswith("loss")
+    ]
+    if not names:
+        return []
+    mean = " (mean)" if several_seeds else ""
+    lines = [
+        "| method | " + " | ".join(f"{k}{mean}" for k in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for row in done:
+        values = [row["metrics"].get(k) for k in names]
+        lines.append(
+            f"| {row['method']} | "
+            + " | ".join("-" if v is None else f"{v:.3f}" for v in values)
+            + " |"
+        )
+    return lines
 
 
 def per_seed_table(rows, seeds, metric):
