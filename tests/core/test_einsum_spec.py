@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tf_adapters.core.einsum_spec import EinsumSpec
+from tf_adapters.core.einsum_spec import scale_along
 
 EQUATIONS = {
     # name: (equation, input shape, output shape, bias axes)
@@ -49,3 +50,40 @@ def test_unsupported_layers_and_equations():
     batched.build((2, 3, 4))
     with pytest.raises(ValueError, match="batched"):
         EinsumSpec.from_layer(batched)
+
+
+@pytest.mark.parametrize("name", list(EQUATIONS) + ["dense"])
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_scale_along_is_the_elementwise_einsum(name, side):
+    equation, in_shape, out_shape, bias_axes = EQUATIONS.get(
+        name, ("...i,io->...o", (2, 3, 4), (6,), None)
+    )
+    if name == "dense":
+        layer = keras.layers.Dense(6)
+    else:
+        layer = keras.layers.EinsumDense(
+            equation, out_shape, bias_axes=bias_axes
+        )
+    layer.build(in_shape)
+    spec = EinsumSpec.from_layer(layer)
+    rng = np.random.default_rng(1)
+    if side == "input":
+        subscripts, scaled, shape = spec.input, spec.contracted, in_shape
+    else:
+        x = rng.normal(size=in_shape).astype("float32")
+        subscripts, scaled = spec.output, spec.kernel_out
+        shape = tuple(layer(x).shape)
+    x = rng.normal(size=shape).astype("float32")
+    scale = rng.normal(size=spec.dims(scaled)).astype("float32")
+    got = keras.ops.convert_to_numpy(scale_along(x, subscripts, scale, scaled))
+    want = np.einsum(f"{subscripts},{scaled}->{subscripts}", x, scale)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_scale_along_axes_in_another_order_and_bad_axes():
+    x = np.arange(24, dtype="float32").reshape(2, 3, 4)
+    s = np.arange(12, dtype="float32").reshape(4, 3)
+    got = keras.ops.convert_to_numpy(scale_along(x, "abc", s, "cb"))
+    np.testing.assert_allclose(got, np.einsum("abc,cb->abc", x, s))
+    with pytest.raises(ValueError, match="every scaled axis"):
+        scale_along(x, "abc", s, "cd")

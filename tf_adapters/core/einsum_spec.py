@@ -113,15 +113,6 @@ class EinsumSpec:
         r = self.rank_letter
         return f"{self.contracted}{r},{r}{self.kernel_out}->{self.kernel}"
 
-    # Equations that scale the input or output axes elementwise.
-    @property
-    def scale_input_equation(self):
-        return f"{self.input},{self.contracted}->{self.input}"
-
-    @property
-    def scale_output_equation(self):
-        return f"{self.output},{self.kernel_out}->{self.output}"
-
     @property
     def scale_kernel_equation(self):
         """Scale each output feature's column of the kernel (DoRA's merge)."""
@@ -142,6 +133,47 @@ class EinsumSpec:
                 f"{self.output} does not come from the kernel."
             )
         return self.dims(last)[0]
+
+
+def scale_along(tensor, subscripts, scale, scaled):
+    """`tensor` times `scale` along its axes `scaled`: what
+    `einsum(f"{subscripts},{scaled}->{subscripts}", tensor, scale)` gives,
+    as a broadcast multiply.
+
+    TensorFlow runs such an einsum (no axis summed) as a batched matmul
+    between transposed copies: ten times slower than the multiply on a
+    CPU, forward and backward (an IA3 training step on the built-in QA
+    task took 19.8 s instead of LoRA's 4.9 s).
+
+    Args:
+        tensor: a tensor with subscripts `subscripts` (may start with
+            `...`).
+        subscripts: str.
+        scale: a tensor with subscripts `scaled`, each one of
+            `subscripts`' letters.
+        scaled: str.
+
+    Example:
+    >>> import numpy as np
+    >>> x = np.arange(24, dtype="float32").reshape(2, 3, 4)
+    >>> s = np.arange(12, dtype="float32").reshape(4, 3)
+    >>> y = scale_along(x, "abc", s, "cb")
+    >>> bool(np.allclose(y, np.einsum("abc,cb->abc", x, s)))
+    True
+    """
+    letters = _letters(subscripts)
+    order = [c for c in letters if c in scaled]
+    if sorted(order) != sorted(scaled):
+        raise ValueError(
+            f"Cannot scale {subscripts!r} along {scaled!r}: every scaled "
+            "axis must be one of the tensor's, once."
+        )
+    if order != list(scaled):
+        scale = keras.ops.transpose(scale, [scaled.index(c) for c in order])
+    shape = [1] * len(letters)
+    for c, size in zip(order, keras.ops.shape(scale), strict=True):
+        shape[letters.index(c)] = size
+    return tensor * keras.ops.reshape(scale, shape)
 
 
 def _letters(subscripts):

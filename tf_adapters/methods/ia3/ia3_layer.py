@@ -3,6 +3,7 @@ from keras import ops
 
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
+from tf_adapters.core.einsum_spec import scale_along
 from tf_adapters.core.routing import apply_gate
 
 
@@ -57,7 +58,9 @@ class IA3Layer(AdapterLayer):
     def adapter_call(self, inputs, training=None, gate=None):
         scale = ops.cast(self.ia3_scale, self.compute_dtype)
         if self.scale_input:
-            x = ops.einsum(self.spec.scale_input_equation, inputs, scale)
+            x = scale_along(
+                inputs, self.spec.input, scale, self.spec.contracted
+            )
             x = _gated(inputs, x, gate)
             return self.base_layer(x, training=training)
         outputs = self.base_layer(inputs, training=training)
@@ -67,10 +70,14 @@ class IA3Layer(AdapterLayer):
         scale = ops.cast(self.ia3_scale, self.compute_dtype)
         if self.scale_input:
             # W(l·x) − W(x): the projection is linear (any bias cancels).
-            x = ops.einsum(self.spec.scale_input_equation, inputs, scale)
+            x = scale_along(
+                inputs, self.spec.input, scale, self.spec.contracted
+            )
             delta = self.projection(x) - self.projection(inputs)
             return outputs + apply_gate(gate, delta)
-        scaled = ops.einsum(self.spec.scale_output_equation, outputs, scale)
+        scaled = scale_along(
+            outputs, self.spec.output, scale, self.spec.kernel_out
+        )
         return _gated(outputs, scaled, gate)
 
     def _rescale(self, factor):

@@ -4,6 +4,7 @@ from keras import ops
 from tf_adapters.compat.layers import set_untracked
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
+from tf_adapters.core.einsum_spec import scale_along
 from tf_adapters.core.routing import apply_gate
 from tf_adapters.methods.lora.config import lora_scale
 from tf_adapters.methods.lora.init import RESIDUAL_INITS
@@ -244,7 +245,9 @@ class LoraLayer(AdapterLayer):
 
     def _scale_outputs(self, outputs, factor):
         factor = ops.cast(factor, outputs.dtype)
-        return ops.einsum(self.spec.scale_output_equation, outputs, factor)
+        return scale_along(
+            outputs, self.spec.output, factor, self.spec.kernel_out
+        )
 
     def update_output(self, inputs, outputs, training=None, gate=None):
         x = self.dropout_layer(inputs, training=training)
