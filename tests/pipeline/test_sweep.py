@@ -18,7 +18,13 @@ from tf_adapters.pipeline.sweep import select
 def _report(accuracy, seconds=10.0):
     return {
         "metric": "accuracy",
-        "adapted": {"accuracy": accuracy, "f1": accuracy / 2, "seconds": 3},
+        "adapted": {
+            "accuracy": accuracy,
+            "f1": accuracy / 2,
+            "seconds": 3,
+            "tokens": 64,
+            "loss": 0.5,
+        },
         "learning_rate": 1e-3,
         "trainable_params": 8,
         "trainable_percent": 0.5,
@@ -69,6 +75,7 @@ def test_seed_row_aggregates_seeds_and_keeps_each():
     assert "| lora | 0.800 | 0.840 | failed | 0.820 ± 0.028 |" in table
     # The task's other metrics, means over the finished seeds.
     assert "| method | f1 (mean) |\n|---|---:|\n| lora | 0.410 |" in table
+    assert "tokens (mean)" not in table and "loss" not in table  # counts, logs
 
 
 def test_selection_rule():

@@ -80,12 +80,14 @@ def other_metrics_table(rows, metric, several_seeds):
     """The task's other test metrics (e.g. exact match, ROUGE-L and
     response perplexity beside token F1), one row per method, means over
     the seeds; `[]` when the task has no other metric. Losses (the log of
-    a perplexity shown) and counts are left out."""
+    a perplexity shown) and counts (examples, tokens) are left out."""
     done = [r for r in rows if not r.get("error") and r.get("metrics")]
     names = [
         k
         for k in (done[0]["metrics"] if done else ())
-        if k != metric and k != "count" and not k.endswith("loss")
+        if k != metric
+        and k not in ("count", "tokens")
+        and not k.endswith("loss")
     ]
     if not names:
         return []
