@@ -114,11 +114,6 @@ class EinsumSpec:
         return f"{self.contracted}{r},{r}{self.kernel_out}->{self.kernel}"
 
     @property
-    def scale_kernel_equation(self):
-        """Scale each output feature's column of the kernel (DoRA's merge)."""
-        return f"{self.kernel},{self.kernel_out}->{self.kernel}"
-
-    @property
     def kernel_norm_equation(self):
         """Sum a kernel-shaped tensor over its input features."""
         return f"{self.kernel}->{self.kernel_out}"

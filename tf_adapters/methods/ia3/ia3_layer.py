@@ -83,11 +83,11 @@ class IA3Layer(AdapterLayer):
     def _rescale(self, factor):
         """Multiplies the kernel (and bias) by `factor` along scaled axes."""
         kernel = self.projection.kernel
-        equation = f"{self.spec.kernel},{self._scaled_letters()}->"
-        new = ops.einsum(
-            equation + self.spec.kernel,
+        new = scale_along(
             ops.cast(kernel, "float32"),
+            self.spec.kernel,
             ops.cast(factor, "float32"),
+            self._scaled_letters(),
         )
         kernel.assign(ops.cast(new, kernel.dtype))
         bias = getattr(self.projection, "bias", None)

@@ -291,7 +291,9 @@ class LoraLayer(AdapterLayer):
             norm = self._kernel_norm(ops.cast(kernel, "float32"))
             self.dora_merged_norm.assign(norm)
             factor = self.lora_magnitude / norm
-            merged = ops.einsum(self.spec.scale_kernel_equation, weight, factor)
+            merged = scale_along(
+                weight, self.spec.kernel, factor, self.spec.kernel_out
+            )
             kernel.assign(ops.cast(merged, kernel.dtype))
         self.merged = True
 
@@ -301,10 +303,11 @@ class LoraLayer(AdapterLayer):
             kernel.assign(kernel - ops.cast(self.delta(), kernel.dtype))
         else:
             factor = self.dora_merged_norm / self.lora_magnitude
-            weight = ops.einsum(
-                self.spec.scale_kernel_equation,
+            weight = scale_along(
                 ops.cast(kernel, "float32"),
+                self.spec.kernel,
                 factor,
+                self.spec.kernel_out,
             )
             kernel.assign(ops.cast(weight - self.delta(), kernel.dtype))
         self.merged = False
