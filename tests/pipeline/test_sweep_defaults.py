@@ -19,6 +19,12 @@ from tf_adapters.pipeline.sweep import select
 DOCS = pathlib.Path(__file__).parents[2] / "docs"
 # Oldest first.
 SWEEPS = [DOCS / "sweep.json", DOCS / "sweep_seeds.json"]
+# At the current prompt and 64 tokens, 3 seeds: Pfeiffer's bottleneck size
+# (its default against 4 times wider), beside full fine-tuning, Houlsby and
+# all-linear LoRA at one learning rate each (docs/main_job.md).
+BOTTLENECK_SWEEP = DOCS / "sweep_prompt64.json"
+# The embedded model's (SmolLM2-135M's) hidden size.
+EMBEDDED_HIDDEN = 576
 
 
 def _sweeps():
@@ -47,7 +53,7 @@ def test_the_sweeps_cover_every_method_on_the_main_job():
 
 
 def test_winners_follow_the_selection_rule():
-    for result in _sweeps():
+    for result in [*_sweeps(), json.loads(BOTTLENECK_SWEEP.read_text())]:
         for method, winner in result["winners"].items():
             mine = [p for p in result["points"] if p["method"] == method]
             best = select(
@@ -64,3 +70,24 @@ def test_config_defaults_are_the_winners():
             else:
                 config = registry.make_adapter_config(method, {})
                 assert getattr(config, option) == value, (method, option)
+
+
+def test_pfeiffers_default_size_is_the_bottleneck_sweeps_winner():
+    result = json.loads(BOTTLENECK_SWEEP.read_text())
+    assert (result["model"], result["task"], result["data"]) == (
+        "embedded",
+        "classification",
+        "sentiment",
+    )
+    assert (result["steps"], result["batch_size"]) == (48, 16)
+    assert len(result["seeds"]) == 3
+    sizes = {
+        p["point"]["bottleneck_size"]
+        for p in result["points"]
+        if p["method"] == "pfeiffer"
+    }
+    assert len(sizes) > 1  # a choice was made
+    winner = result["winners"]["pfeiffer"]["point"]
+    config = registry.make_adapter_config("pfeiffer", {})
+    assert config.size_for(EMBEDDED_HIDDEN) == winner["bottleneck_size"]
+    assert default_learning_rate("pfeiffer") == winner["learning_rate"]
