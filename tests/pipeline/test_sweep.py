@@ -153,7 +153,8 @@ def test_compare_seeds_and_sweep_quick(tmp_path, tiny_preset, monkeypatch):
 
     # The sweep: each point chosen on the validation split only.
     sweep_out = tmp_path / "sweep"
-    grid = {"lora": {"learning_rate": [1e-3, 1e-1]}}
+    # A run option besides the learning rate (the warm-up) is a grid key.
+    grid = {"lora": {"learning_rate": [1e-3, 1e-1], "warmup_steps": [1]}}
     sweep = run_sweep(
         _tiny_config(tmp_path, tiny_preset, validation_size=8),
         ["lora"],
@@ -166,11 +167,17 @@ def test_compare_seeds_and_sweep_quick(tmp_path, tiny_preset, monkeypatch):
     assert winner["point"] == sweep["points"][select(scores)]["point"]
     assert winner["edge"] == ["learning_rate"]
     report = json.loads(
-        (sweep_out / "lora" / "learning_rate=0.001" / "report.json").read_text()
+        (
+            sweep_out
+            / "lora"
+            / "learning_rate=0.001,warmup_steps=1"
+            / "report.json"
+        ).read_text()
     )
     assert report["validation"]["count"] == 8
     assert report["test_examples"] == 6
     assert report["learning_rate"] == 1e-3
+    assert report["reproduce"]["options"]["warmup_steps"] == 1
     assert sweep["base"]["validation"] == report["base_validation"]["accuracy"]
     saved = json.loads((sweep_out / "sweep.json").read_text())
     assert saved["winners"] == sweep["winners"]

@@ -11,6 +11,7 @@ import json
 import pathlib
 
 from tf_adapters.methods import registry
+from tf_adapters.pipeline.config import FinetuneConfig
 from tf_adapters.pipeline.config import default_learning_rate
 from tf_adapters.pipeline.sweep import RUN_OPTIONS
 from tf_adapters.pipeline.sweep import SWEEP_METHODS
@@ -69,8 +70,10 @@ def test_winners_follow_the_selection_rule():
 def test_config_defaults_are_the_winners():
     for method, winner in _winners().items():
         for option, value in winner["point"].items():
-            if option in RUN_OPTIONS:
+            if option == "learning_rate":
                 assert default_learning_rate(method) == value, method
+            elif option in RUN_OPTIONS:
+                assert getattr(FinetuneConfig(), option) == value, option
             else:
                 config = registry.make_adapter_config(method, {})
                 assert getattr(config, option) == value, (method, option)
