@@ -30,6 +30,18 @@ TRAIN_TARGETS = (
 
 def _train_targets(rows):
     out = []
+    first = rows.get("lora", {}).get("first_step_vs_peft_lora")
+    if first is not None:  # seconds over seconds: lower is better
+        out.append(
+            _target(
+                "LoRA's first step ≤ 3× PEFT LoRA's",
+                {"ratio": first},
+                None,
+                None,
+                3.0,
+                at_most=True,
+            )
+        )
     for method, other, threshold, name in TRAIN_TARGETS:
         ratio = rows.get(method, {}).get(f"vs_{other}")
         if ratio is not None:
@@ -49,6 +61,16 @@ def targets(result):
     runs = result.get("train") or [None]
     if runs[0] and "full" in runs[0]["methods"]:
         out += _train_targets(runs[0]["methods"])
+    # The others (e.g. the embedded model's shape) say which run they are.
+    for run in runs[1:]:
+        where = (
+            f" ({run['shape']}, {run['dtype']}, XLA "
+            f"{'on' if run['jit_compile'] else 'off'})"
+        )
+        out += [
+            (name + where, *rest)
+            for name, *rest in _train_targets(run["methods"])
+        ]
     for batch in result.get("generate", {}).get("batches", []):
         rows, b = batch["variants"], batch["batch_size"]
         if "lora_merged" in rows:
@@ -59,6 +81,16 @@ def targets(result):
                     rows["lora_merged"],
                     rows["base"],
                     0.98,
+                )
+            )
+        if "vs_transformers" in rows.get("base", {}):
+            out.append(
+                _target(
+                    f"generation ≥ 2× transformers new tokens/s (batch {b})",
+                    rows["base"]["vs_transformers"],
+                    rows["base"],
+                    rows["transformers"],
+                    2.0,
                 )
             )
         for name in ("lora_unmerged", "houlsby"):

@@ -103,6 +103,53 @@ def test_targets_say_when_the_two_ratios_disagree():
     assert houlsby[3] == "paired only"
 
 
+def test_later_runs_targets_name_their_run():
+    result = _result()
+    later = dict(result["train"][0], shape="smollm2_135m", jit_compile=False)
+    result["train"].append(later)
+    names = [t[0] for t in targets(result)]
+    assert "LoRA ≥ 1.4× full fine-tuning tokens/s" in names
+    assert (
+        "LoRA ≥ 1.4× full fine-tuning tokens/s (smollm2_135m, float32, XLA off)"
+        in names
+    )
+
+
+def test_the_first_step_is_held_to_three_times_peft_lora():
+    result = _result()
+    lora = result["train"][0]["methods"]["lora"]
+    lora["first_step_vs_peft_lora"] = 6.0  # 35 s against 5.8 s
+    (first,) = [t for t in targets(result) if "first step" in t[0]]
+    assert first == ("LoRA's first step ≤ 3× PEFT LoRA's", 6.0, None, "NO")
+    lora["first_step_vs_peft_lora"] = 2.5
+    (first,) = [t for t in targets(result) if "first step" in t[0]]
+    assert first[3] == "yes"
+
+
+def test_generation_is_held_to_twice_transformers():
+    def call(median_s, **vs):
+        return {"median_s": median_s, "new_tokens_per_s": 32 / median_s, **vs}
+
+    rows = {
+        # keras-hub base 1.5 s a call, transformers 1.35 s: 0.9x.
+        "base": call(1.5, vs_transformers={"ratio": 0.88, "min": 0.8}),
+        "transformers": call(1.35),
+    }
+    result = bench_report(
+        generate={"batches": [{"batch_size": 1, "variants": rows}]}
+    )
+    (gen,) = [t for t in targets(result) if t[0].startswith("generation")]
+    assert gen == (
+        "generation ≥ 2× transformers new tokens/s (batch 1)",
+        0.88,
+        pytest.approx(1.35 / 1.5),
+        "NO",
+    )
+    rows["base"] = call(0.6, vs_transformers={"ratio": 2.1, "min": 1.9})
+    (gen,) = [t for t in targets(result) if t[0].startswith("generation")]
+    assert gen[3] == "yes"  # 2.1 paired, 1.35 / 0.6 = 2.25 medians
+
+
 @pytest.mark.parametrize(
     "bench_load, run_load, shared",
     [
