@@ -246,3 +246,41 @@ def test_batches_cut_to_their_longest_row_predict_the_same(
     xla = dataclasses.replace(config, jit_compile=True)
     tpu = dataclasses.replace(config, strategy="tpu")
     assert not xla.dynamic_padding and not tpu.dynamic_padding
+
+
+def test_the_run_keeps_the_moving_average_of_its_weights(
+    tmp_path, tiny_preset, data_file
+):
+    from tests.finetune_runs import adapter_weights
+
+    def trained(name, **options):
+        (tmp_path / name).mkdir()
+        config = dataclasses.replace(
+            _config(tmp_path / name, tiny_preset, data_file, export=False),
+            evaluate_base=False,
+            **options,
+        )
+        return adapter_weights(run_finetune(config)["checkpoint"])
+
+    # The same batches in the same order: the weights after steps 1 and 2,
+    # and a run of 2 steps that averages them (Keras's EMA starts from the
+    # first step's weights).
+    first, second = trained("one", steps=1), trained("two", steps=2)
+    averaged = trained("ema", steps=2, ema_momentum=0.25)
+    assert averaged.keys() == second.keys()
+    for name, value in averaged.items():
+        assert not np.allclose(first[name], second[name]), name
+        np.testing.assert_allclose(
+            value, 0.25 * first[name] + 0.75 * second[name], atol=1e-6
+        )
+
+
+def test_a_bad_ema_momentum_is_refused():
+    with pytest.raises(ValueError, match="`ema_momentum` must be below 1"):
+        FinetuneConfig(ema_momentum=1.0)
+    with pytest.raises(ValueError, match="`ema_momentum` must be >= 0"):
+        FinetuneConfig(ema_momentum=-0.5)
+    assert FinetuneConfig(ema_momentum=0.9).ema_options() == {
+        "use_ema": True,
+        "ema_momentum": 0.9,
+    }

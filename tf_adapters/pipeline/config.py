@@ -258,6 +258,14 @@ class FinetuneConfig:
     warmup_steps: int = _field(
         0, "Steps of linear learning-rate warm-up from 0 (0: none)."
     )
+    ema_momentum: float = _field(
+        0.0,
+        "Keep an exponential moving average of the trained weights, which "
+        "replaces them when training ends (Keras's `use_ema`): each step "
+        "the average moves 1 - MOMENTUM of the way to the new weights "
+        "(e.g. 0.9 averages about the last 10 steps). 0: off.",
+        metavar="MOMENTUM",
+    )
     sequence_length: int | None = _field(
         None,
         "Tokens per example (text is cut). Unset: the task's "
@@ -388,6 +396,12 @@ class FinetuneConfig:
         check_int("checkpoint_every", self.checkpoint_every, minimum=0)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check_int("warmup_steps", self.warmup_steps, minimum=0)
+        self.ema_momentum = check_float("ema_momentum", self.ema_momentum, 0.0)
+        if self.ema_momentum >= 1:
+            raise ValueError(
+                "`ema_momentum` must be below 1 (1 would keep the first "
+                f"step's weights). Received: ema_momentum={self.ema_momentum}."
+            )
         if self.warmup_steps >= self.steps:
             raise ValueError(
                 f"`warmup_steps` ({self.warmup_steps}) must be fewer than "
@@ -545,6 +559,21 @@ class FinetuneConfig:
             warmup_target=rate if warm else None,
             warmup_steps=warm,
         )
+
+    def ema_options(self):
+        """The optimizer's moving-average arguments (Keras's `use_ema`,
+        `ema_momentum`): none when `ema_momentum` is 0.
+
+        Example:
+        >>> import tf_adapters as tfa
+        >>> tfa.FinetuneConfig(ema_momentum=0.9).ema_options()
+        {'use_ema': True, 'ema_momentum': 0.9}
+        >>> tfa.FinetuneConfig().ema_options()
+        {}
+        """
+        if not self.ema_momentum:
+            return {}
+        return {"use_ema": True, "ema_momentum": self.ema_momentum}
 
     def adapter_options(self):
         """The adapter options this run sets: `adapter`, plus the shortcut

@@ -208,7 +208,9 @@ def compile_for_training(run):
     if config.remat:
         blocks = checkpoint_decoder_layers(run.model)
         log.info("gradient checkpointing of %d decoder blocks", len(blocks))
-    optimizer = keras.optimizers.Adam(config.learning_rate_schedule())
+    optimizer = keras.optimizers.Adam(
+        config.learning_rate_schedule(), **config.ema_options()
+    )
     if config.loraplus_lr_ratio is not None:
         optimizer = loraplus_optimizer(optimizer, config.loraplus_lr_ratio)
         log.info("LoRA+: B at %g × the learning rate", config.loraplus_lr_ratio)

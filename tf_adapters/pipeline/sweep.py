@@ -30,7 +30,8 @@ from tf_adapters.pipeline.sweep_report import write_sweep
 # first sweep's winner was at an end (IA3, AdaLoRA and prompt tuning won
 # at 1e-2, so 3e-2 was added; prefix tuning at 1e-3, so 3e-4; over three
 # seeds prefix tuning won at 1e-4, so 3e-5). Adapter options (e.g.
-# `bottleneck_size`) and the warm-up can be swept too (`--grid`).
+# `bottleneck_size`), the warm-up and the weights' moving average can be
+# swept too (`--grid`).
 GRID = {
     "linear_probe": {"learning_rate": [1e-3, 3e-3, 1e-2]},
     "full": {"learning_rate": [1e-5, 3e-5, 1e-4]},
@@ -45,7 +46,7 @@ GRID = {
 }
 SWEEP_METHODS = tuple(GRID)
 # Options of the run itself; every other grid key is an adapter option.
-RUN_OPTIONS = ("learning_rate", "warmup_steps")
+RUN_OPTIONS = ("learning_rate", "warmup_steps", "ema_momentum")
 
 
 def points(grid):
