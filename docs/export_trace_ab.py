@@ -1,8 +1,12 @@
 """Interleaved A/B of the main job's export (docs/performance.md, "The
-export traced the model six times"): before (`serving_default` a second
-endpoint, Keras's default save signatures traced) and after.
+export traced the model six times").
 
-    python docs/export_trace_ab.py ROUNDS
+    python docs/export_trace_ab.py ROUNDS [PAIR]
+
+PAIR `six` (the default): before (`serving_default` a second endpoint,
+Keras's default save signatures traced) and after (the code now).
+PAIR `save_context`: the endpoints' first trace outside a save context
+(`tf.saved_model.save` traced them again) and inside it (the code now).
 
 Loads the embedded model with the main job's LoRA adapter once, then per
 round exports it both ways (the order alternates) into a temporary
@@ -53,9 +57,24 @@ def new_export(out):
     return sm.export_saved_model(model, out, "m", merge=False)
 
 
-times = {"old": [], "new": []}
+def traced_twice(out):
+    # The code before the save-context change: `ExportArchive`'s first
+    # trace outside the save context.
+    when_saving = cexport._as_when_saving
+    cexport._as_when_saving = contextlib.nullcontext
+    try:
+        return new_export(out)
+    finally:
+        cexport._as_when_saving = when_saving
+
+
+PAIRS = {
+    "six": [("old", old_export), ("new", new_export)],
+    "save_context": [("two_traces", traced_twice), ("one_trace", new_export)],
+}
+arms = PAIRS[sys.argv[2] if len(sys.argv) > 2 else "six"]
+times = {name: [] for name, _ in arms}
 for rnd in range(int(sys.argv[1])):
-    arms = [("old", old_export), ("new", new_export)]
     for name, fn in arms[::-1] if rnd % 2 else arms:
         out = tempfile.mkdtemp(dir=".")
         t = time.perf_counter()

@@ -29,7 +29,7 @@ def new_export_archive():
     collect = archive._filter_and_track_resources
 
     def collect_once():
-        with _no_default_save_signature():
+        with _no_default_save_signature(), _as_when_saving():
             collect()
         trackable = archive._tf_trackable
         for attr in (
@@ -71,3 +71,21 @@ def _no_default_save_signature():
         yield
     finally:
         owner._default_save_signature = original
+
+
+def _as_when_saving():
+    """`ExportArchive` traces each endpoint to find its variables, and
+    `tf.saved_model.save` traces it again: a function's traces are cached
+    by context, and the save context (its variable policy) is part of the
+    key. Tracing the first time inside a save context with the options
+    `write_out` saves with (the defaults) lets the save reuse that trace: on
+    the embedded model one trace of the classifier instead of two. Relies
+    on TensorFlow's `save_context` (private, TF 2.x); without it, the
+    second trace stays."""
+    try:
+        from tensorflow.python.saved_model import save_context
+    except ImportError:
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    return save_context.save_context(tf.saved_model.SaveOptions())
