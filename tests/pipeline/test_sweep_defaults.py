@@ -3,8 +3,9 @@
 `docs/sweep.json` is the first sweep (every method, one seed);
 `docs/sweep_seeds.json` re-swept the two methods whose one-seed choice
 was unsteady over 3 seeds (prefix and prompt tuning), three seeds a
-point. A later record's winners replace an earlier one's for the methods
-it covers.
+point; `docs/sweep_houlsby.json` re-swept Houlsby at the current prompt
+(3 seeds). A later record's winners replace an earlier one's for the
+methods it covers.
 """
 
 import json
@@ -18,8 +19,13 @@ from tf_adapters.pipeline.sweep import SWEEP_METHODS
 from tf_adapters.pipeline.sweep import select
 
 DOCS = pathlib.Path(__file__).parents[2] / "docs"
-# Oldest first.
-SWEEPS = [DOCS / "sweep.json", DOCS / "sweep_seeds.json"]
+# Oldest first. `sweep_houlsby.json` re-swept Houlsby's learning rate
+# (and a warm-up) over 3 seeds at the current prompt and 64 tokens.
+SWEEPS = [
+    DOCS / "sweep.json",
+    DOCS / "sweep_seeds.json",
+    DOCS / "sweep_houlsby.json",
+]
 # At the current prompt and 64 tokens, 3 seeds: Pfeiffer's bottleneck size
 # (its default against 4 times wider), beside full fine-tuning, Houlsby and
 # all-linear LoRA at one learning rate each (docs/main_job.md).
@@ -92,3 +98,14 @@ def test_pfeiffers_default_size_is_the_bottleneck_sweeps_winner():
     config = registry.make_adapter_config("pfeiffer", {})
     assert config.size_for(EMBEDDED_HIDDEN) == winner["bottleneck_size"]
     assert default_learning_rate("pfeiffer") == winner["learning_rate"]
+
+
+def test_serial_bottleneck_defaults_end_within_2_points_of_full():
+    # At the current prompt, 3 seeds each (issue 19's bar), on test.
+    houlsby = json.loads((DOCS / "sweep_houlsby.json").read_text())
+    bottleneck = _bottleneck_sweep()
+    full = bottleneck["winners"]["full"]["test"]
+    assert full - houlsby["winners"]["houlsby"]["test"] < 0.02
+    assert full - bottleneck["winners"]["pfeiffer"]["test"] < 0.02
+    assert houlsby["seeds"] == bottleneck["seeds"] == [0, 1, 2]
+    assert houlsby["sequence_length"] == bottleneck["sequence_length"] == 64

@@ -29,14 +29,15 @@ from tf_adapters.pipeline.sweep_report import write_sweep
 # learning rates bracketing each family's usual range, widened where the
 # first sweep's winner was at an end (IA3, AdaLoRA and prompt tuning won
 # at 1e-2, so 3e-2 was added; prefix tuning at 1e-3, so 3e-4; over three
-# seeds prefix tuning won at 1e-4, so 3e-5). Adapter options (e.g.
+# seeds prefix tuning won at 1e-4, so 3e-5; Houlsby, re-swept over 3
+# seeds at the current prompt, won at 1e-4, so 3e-5). Adapter options (e.g.
 # `bottleneck_size`), the warm-up and the weights' moving average can be
 # swept too (`--grid`).
 GRID = {
     "linear_probe": {"learning_rate": [1e-3, 3e-3, 1e-2]},
     "full": {"learning_rate": [1e-5, 3e-5, 1e-4]},
     "lora": {"learning_rate": [3e-4, 1e-3, 3e-3]},
-    "houlsby": {"learning_rate": [1e-4, 3e-4, 1e-3]},
+    "houlsby": {"learning_rate": [3e-5, 1e-4, 3e-4, 1e-3]},
     "pfeiffer": {"learning_rate": [1e-4, 3e-4, 1e-3]},
     "parallel": {"learning_rate": [3e-4, 1e-3, 3e-3]},
     "ia3": {"learning_rate": [1e-3, 3e-3, 1e-2, 3e-2]},

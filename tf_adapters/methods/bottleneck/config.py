@@ -57,9 +57,10 @@ class BottleneckConfig(AdapterConfig):
 
     method = "bottleneck"
     #: Per variant: where each adapter sits changes the scale of what it
-    #: sees, so each has its own default (docs/sweep.md).
+    #: sees, so each has its own default (docs/sweep.md; Houlsby's from
+    #: docs/sweep_houlsby.md, 3 seeds at the current prompt).
     learning_rates: ClassVar[dict] = {
-        "houlsby": 3e-4,
+        "houlsby": 1e-4,
         "pfeiffer": 3e-4,
         "parallel": 1e-3,
     }
