@@ -35,7 +35,7 @@ def _row(median_s, mfu, **vs):
 
 
 def _result(mfu=0.5, run_load=IDLE, bench_load=IDLE):
-    # From bench/results/latest.md: parallel's paired ratio (1.39×) says
+    # From the 2026-11-28 bench run: parallel's paired ratio (1.39×) says
     # more than its tokens/s (186 vs 176) do.
     paired = {"ratio": 1.39, "min": 0.90, "max": 1.73}
     run = {
