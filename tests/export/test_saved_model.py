@@ -37,13 +37,13 @@ def test_export_reloads_with_equal_outputs_and_stores_weights_once(
         np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
-def test_export_traces_the_model_twice_at_most(tmp_path, monkeypatch):
-    # Each trace of the embedded model costs seconds. Two are needed:
-    # `classify` itself, and `tf.saved_model.save` re-tracing it inside
-    # its save context as the signature. `serving_default` is the same
-    # traced function (was a third trace), and Keras's default save
-    # signatures of the classifier and its backbone are not traced (were
-    # two more).
+def test_export_traces_the_model_once(tmp_path, monkeypatch):
+    # Each trace of the embedded model costs seconds. One is needed:
+    # `classify` itself, traced inside a save context so that
+    # `tf.saved_model.save` reuses it (was a second trace).
+    # `serving_default` is the same traced function (was a third), and
+    # Keras's default save signatures of the classifier and its backbone
+    # are not traced (were two more).
     classifier = _classifier("lora")
     classifier(tiny_models.inputs())
     traces = []
