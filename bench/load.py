@@ -9,18 +9,18 @@ Two measurements, both recorded for every run:
 
 The load average alone cannot tell our own previous run from someone
 else's work (runs follow each other, and the 1-minute average decays over
-minutes), hence the second measure. A run is labelled a *shared machine*
-when either exceeds its threshold, or when nothing was recorded; the
-report never calls a machine quiet.
+minutes: a job that ended a minute before the bench still shows), hence
+the second measure, which decides where it was recorded: a run is
+labelled a *shared machine* when other processes used more than
+`OTHERS_THRESHOLD` cores during it, or when that was not measured (no
+`/proc/stat`); the load average is reported beside it. The report never
+calls a machine quiet.
 """
 
 import os
 import resource
 import time
 
-# Load average before the bench above this: something else was running
-# (or had just stopped) when it started.
-LOAD_THRESHOLD = 0.5
 # Other processes' mean CPU use during a run above this many cores: the
 # run shared its cores (an idle Linux machine's daemons use ~0.01-0.05).
 OTHERS_THRESHOLD = 0.25
@@ -92,6 +92,9 @@ def shared(bench_load, run_loads):
     (False, 'load average 0.10 before the bench; other processes used at \
 most 0.02 cores during a run')
     >>> shared({**idle, "loadavg_before": [2.4, 2, 2]}, [idle])[0]
+    False
+    >>> shared({**idle, "loadavg_before": [2.4, 2, 2]},
+    ...        [{**idle, "others_cores": None}])[0]
     True
     >>> shared(None, [])
     (True, 'machine load not recorded')
@@ -109,5 +112,6 @@ most 0.02 cores during a run')
         )
     else:
         what += "; CPU use of other processes not recorded"
-    busy = not others or max(others) > OTHERS_THRESHOLD
-    return load > LOAD_THRESHOLD or busy, what
+    if not others:
+        return True, what
+    return max(others) > OTHERS_THRESHOLD, what

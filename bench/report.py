@@ -84,9 +84,8 @@ def machine_label(result, runs=None):
     if busy:
         return f"**Shared machine** ({what}): ratios are indicative."
     return (
-        f"Machine load: {what} (thresholds: load average "
-        f"{load.LOAD_THRESHOLD}, other processes {load.OTHERS_THRESHOLD} "
-        "cores)."
+        f"Machine load: {what} (threshold: other processes "
+        f"{load.OTHERS_THRESHOLD} cores during a run)."
     )
 
 
