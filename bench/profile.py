@@ -58,7 +58,17 @@ COPY_OPCODES = {"copy", "transpose", "copy-start", "copy-done", "bitcast"}
 def hlo_operations(space):
     """`{instruction name: (kind, FLOPs)}` for every instruction of the
     HLO modules in the trace (a dot's FLOPs: 2 × output elements × the
-    contracted size; a fusion's: its dots')."""
+    contracted size; a fusion's: its dots'). Where two modules name an
+    instruction alike, the largest module's wins."""
+    operations = {}
+    # The largest module last, so that its names win a collision.
+    for module in sorted(hlo_modules(space), key=_size):
+        operations.update(module_operations(module))
+    return operations
+
+
+def hlo_modules(space):
+    """The HLO modules of every XLA program in the trace."""
     from tensorflow.compiler.xla.service import hlo_pb2
 
     modules = []
@@ -70,18 +80,15 @@ def hlo_operations(space):
                     proto = hlo_pb2.HloProto()
                     proto.ParseFromString(stat.bytes_value)
                     modules.append(proto.hlo_module)
-    operations = {}
-    # The largest module last, so that its names win a collision.
-    for module in sorted(modules, key=_size):
-        operations.update(_module_operations(module))
-    return operations
+    return modules
 
 
 def _size(module):
     return sum(len(c.instructions) for c in module.computations)
 
 
-def _module_operations(module):
+def module_operations(module):
+    """`{instruction name: (kind, FLOPs)}` of one HLO module."""
     computations = {c.id: c for c in module.computations}
     out = {}
     for computation in module.computations:
