@@ -2,6 +2,7 @@ import dataclasses
 import json
 import re
 
+import keras_hub
 import pytest
 
 from tf_adapters.cli.main import build_parser
@@ -126,7 +127,15 @@ def test_export_command_serves_several_adapters(tmp_path, capsys):
     assert set(spec) == {"adapter", "token_ids", "padding_mask"}
 
 
-def test_generate_command(tiny_preset, capsys):
+def test_generate_command(tiny_preset, capsys, monkeypatch):
+    compiled = []
+    compile_ = keras_hub.models.CausalLM.compile
+
+    def recording_compile(self, *args, **kwargs):
+        compiled.append(kwargs.get("jit_compile"))
+        return compile_(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras_hub.models.CausalLM, "compile", recording_compile)
     assert (
         main(
             [
@@ -141,8 +150,15 @@ def test_generate_command(tiny_preset, capsys):
         )
         == 0
     )
-    out = capsys.readouterr().out.split("---\n")
+    text = capsys.readouterr().out
+    out = text.split("---\n")
     assert out[0].startswith(" airplane at") and out[1].startswith(" the")
+    # Decoding compiled with XLA (off by default) says the same greedily.
+    argv = ["generate", " airplane at", " the", "--model", tiny_preset]
+    assert main([*argv, "--max-new-tokens", "3", "--jit-compile"]) == 0
+    assert capsys.readouterr().out == text
+    # (keras-hub's constructors compile with the default, `None`.)
+    assert [c for c in compiled if c is not None] == [False, True]
     assert (
         main(
             [

@@ -316,6 +316,15 @@ def _add_generate(sub):
     generate.add_argument("--top-p", type=float, default=0.9)
     generate.add_argument("--num-beams", type=int, default=4)
     generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Compile the decoding loop with XLA. Off by default: on CPU, "
+        "a few prompts decode faster without it, compilation included "
+        "(docs/performance.md, generation); XLA pays off for many prompts "
+        "and long outputs.",
+    )
 
 
 def _add_export(sub):

@@ -44,7 +44,9 @@ def run_generate(args):
             f"({args['max_new_tokens']}) exceeds the model's context of "
             f"{context} tokens; shorten the prompt or ask for fewer tokens."
         )
-    model.compile(sampler=_sampler(args))
+    model.compile(
+        sampler=_sampler(args), jit_compile=bool(args.get("jit_compile"))
+    )
     for text in model.generate(args["prompts"], max_length=max_length):
         print(text)
         print("---")
