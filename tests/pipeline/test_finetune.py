@@ -284,3 +284,37 @@ def test_a_bad_ema_momentum_is_refused():
         "use_ema": True,
         "ema_momentum": 0.9,
     }
+
+
+def test_a_mixed_bfloat16_run_trains_a_float32_adapter(
+    tmp_path, tiny_preset, data_file, monkeypatch
+):
+    from tests.finetune_runs import adapter_weights
+    from tf_adapters.pipeline import stages
+
+    loaded = []
+    load_base = stages.load_base
+
+    def recording_load_base(*args, **kwargs):
+        loaded.append(load_base(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(stages, "load_base", recording_load_base)
+    config = dataclasses.replace(
+        _config(tmp_path, tiny_preset, data_file), dtype="mixed_bfloat16"
+    )
+    report = run_finetune(config)
+    (model,) = loaded
+    assert model.backbone.dtype_policy.name == "mixed_bfloat16"
+    assert model.backbone.compute_dtype == "bfloat16"
+    weights = adapter_weights(report["checkpoint"])
+    assert weights and all(w.dtype == np.float32 for w in weights.values())
+    assert all(np.abs(w).max() > 0 for w in weights.values())
+    assert report["reproduce"]["options"]["dtype"] == "mixed_bfloat16"
+    assert np.isfinite(report["final_train_loss"])
+    assert os.path.isdir(report["saved_model"])
+
+
+def test_a_bad_dtype_policy_is_refused():
+    with pytest.raises(ValueError, match="`dtype` must be one of"):
+        FinetuneConfig(dtype="bfloat16")

@@ -97,7 +97,9 @@ class StepTimer(keras.callbacks.Callback):
 def load(run):
     """Base model: `config.model` with the task's sequence length."""
     config = run.config
-    run.model = load_base(config.model, sequence_length=config.sequence_length)
+    run.model = load_base(
+        config.model, sequence_length=config.sequence_length, dtype=config.dtype
+    )
 
 
 def prepare(run):

@@ -117,7 +117,11 @@ def saved_fingerprint(saved):
 
 # Options added since states were first written, with the value every
 # earlier run had.
-_ADDED_OPTIONS = {"group_by_length": False, "ema_momentum": 0.0}
+_ADDED_OPTIONS = {
+    "group_by_length": False,
+    "ema_momentum": 0.0,
+    "dtype": None,
+}
 
 
 def _with_old_defaults(found):
