@@ -192,3 +192,24 @@ def test_dora_on_an_embedding_is_refused_naming_the_layer():
     with pytest.raises(ValueError, match="'token_embedding' matches no Dense"):
         tfa.add_adapter(backbone, config)
     assert tfa.list_adapters(backbone) == []
+
+
+@pytest.mark.parametrize("use_dora", [False, True])
+def test_lora_under_mixed_bfloat16_matches_float32(use_dora):
+    # A mixed policy autocasts the factors to bfloat16 inside `call`:
+    # DoRA's norm and magnitude ratio stay float32, and the branch's
+    # einsums (rank 3: odd) avoid oneDNN's wrong bfloat16 einsum with an
+    # ellipsis (`einsum_spec.einsum`).
+    x = np.random.default_rng(1).normal(size=(4, 8)).astype("float32")
+    reference = _dense_pair(use_dora=use_dora)
+    expected = reference(x).numpy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        layer = _dense_pair(use_dora=use_dora)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    layer.set_weights(reference.get_weights())
+    assert layer.compute_dtype == "bfloat16"
+    out = layer(x)
+    assert out.dtype == "bfloat16"
+    np.testing.assert_allclose(np.float32(out), expected, rtol=0.05, atol=0.05)

@@ -173,3 +173,48 @@ def scale_along(tensor, subscripts, scale, scaled):
 
 def _letters(subscripts):
     return [c for c in subscripts if c in string.ascii_letters]
+
+
+_HALF_DTYPES = ("bfloat16", "float16")
+
+
+def einsum(equation, x, w):
+    """`ops.einsum(equation, x, w)`, with `x`'s leading `...` spelled out
+    as letters when `x` is in 16-bit floats and its rank is known.
+
+    With oneDNN (TensorFlow's default CPU kernels), TensorFlow 2.21 gets a
+    bfloat16 einsum with an ellipsis wrong when the contracted size is
+    odd: `...R,Ro->...o` with R = 3 returned wrong rows on a CPU with AMX,
+    while `bR,Ro->bo` was right. Spelled-out subscripts take the other
+    kernel. Float32 keeps the equation as it is.
+
+    Example:
+    >>> import numpy as np
+    >>> x = np.ones((2, 4, 3), "float32")
+    >>> w = np.ones((3, 5), "float32")
+    >>> tuple(einsum("...i,io->...o", x, w).shape)
+    (2, 4, 5)
+    >>> _spell_out("...i,io->...o", 3)
+    'abi,io->abo'
+    """
+    from keras import ops
+
+    ndim = getattr(x, "ndim", None)
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if (
+        equation.startswith("...")
+        and ndim is not None
+        and (dtype in _HALF_DTYPES)
+    ):
+        equation = _spell_out(equation, ndim)
+    return ops.einsum(equation, x, w)
+
+
+def _spell_out(equation, ndim):
+    """`equation` with the first operand's `...` replaced by letters that
+    it does not use, for an operand of rank `ndim`."""
+    lhs = equation.split(",")[0]
+    explicit = len(lhs) - 3
+    free = [c for c in string.ascii_lowercase if c not in equation]
+    letters = "".join(free[: ndim - explicit])
+    return equation.replace("...", letters)

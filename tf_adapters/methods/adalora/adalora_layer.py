@@ -3,6 +3,7 @@ from keras import ops
 
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
+from tf_adapters.core.einsum_spec import einsum
 from tf_adapters.core.routing import apply_gate
 from tf_adapters.methods.adalora.config import adalora_scale
 from tf_adapters.methods.adalora.orthogonal import OrthogonalPenalty
@@ -136,9 +137,9 @@ class AdaLoraLayer(AdapterLayer):
 
     def update_output(self, inputs, outputs, training=None, gate=None):
         x = self.dropout_layer(inputs, training=training)
-        x = ops.einsum(self.spec.down_equation, x, self.lora_a)  # (..., r)
+        x = einsum(self.spec.down_equation, x, self.lora_a)  # (..., r)
         x = x * ops.cast(self.singular_values(), x.dtype)
-        update = ops.einsum(self.spec.up_equation, x, self.lora_b)
+        update = einsum(self.spec.up_equation, x, self.lora_b)
         update = ops.cast(self.scale, update.dtype) * update
         return outputs + apply_gate(gate, update)
 

@@ -10,6 +10,7 @@ from keras import ops
 
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
+from tf_adapters.core.einsum_spec import einsum
 
 # Mixing weights of the calls made inside `recording()`: {id(layer): [p]}.
 _RECORD = contextvars.ContextVar("tf_adapters_fusion_record", default=None)
@@ -94,7 +95,7 @@ class FusionLayer(AdapterLayer):
     def _dense(self, part, x):
         kernel, bias = getattr(self, f"_{part}")
         kernel = ops.cast(kernel, x.dtype)
-        return ops.einsum(self._project, x, kernel) + ops.cast(bias, x.dtype)
+        return einsum(self._project, x, kernel) + ops.cast(bias, x.dtype)
 
     def fuse(self, outputs, deltas):
         """`outputs + Σ_j p_j · v(Δ_j)`, `p = softmax_j(q·k_j / T)`."""

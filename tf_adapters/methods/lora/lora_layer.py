@@ -4,6 +4,7 @@ from keras import ops
 from tf_adapters.compat.layers import set_untracked
 from tf_adapters.core.adapter_layer import AdapterLayer
 from tf_adapters.core.einsum_spec import EinsumSpec
+from tf_adapters.core.einsum_spec import einsum
 from tf_adapters.core.einsum_spec import scale_along
 from tf_adapters.core.routing import apply_gate
 from tf_adapters.methods.lora.config import lora_scale
@@ -233,14 +234,15 @@ class LoraLayer(AdapterLayer):
         return found
 
     def _branch(self, x, a, b):
-        x = ops.einsum(self.spec.down_equation, x, a)  # (..., r)
-        return ops.einsum(self.spec.up_equation, x, b)
+        x = einsum(self.spec.down_equation, x, a)  # (..., r)
+        return einsum(self.spec.up_equation, x, b)
 
     def _kernel_norm(self, kernel=None):
         """`‖W + ΔW‖` over the input features, per output feature."""
         if kernel is None:
             kernel = ops.cast(self.projection.kernel, "float32")
-        squares = ops.square(kernel + self.delta())
+        # In float32 also where a mixed policy autocasts the factors.
+        squares = ops.square(kernel + ops.cast(self.delta(), "float32"))
         return ops.sqrt(ops.einsum(self.spec.kernel_norm_equation, squares))
 
     def _scale_outputs(self, outputs, factor):
@@ -261,7 +263,7 @@ class LoraLayer(AdapterLayer):
             self._check_float_kernel()  # quantized after the adapter came
             # y = b + m/‖W+ΔW‖ · (x·W + x·ΔW), written as an update of y.
             norm = ops.stop_gradient(self._kernel_norm())
-            factor = self.lora_magnitude / norm
+            factor = ops.cast(self.lora_magnitude, "float32") / norm
             plain = outputs
             if getattr(self.projection, "bias", None) is not None:
                 plain = outputs - ops.cast(self.projection.bias, outputs.dtype)
