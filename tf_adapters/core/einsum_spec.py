@@ -10,6 +10,7 @@ import dataclasses
 import string
 
 import keras
+from keras import ops
 
 _RANK_LETTER_POOL = "RSTUVWXYZ"
 
@@ -197,15 +198,9 @@ def einsum(equation, x, w):
     >>> _spell_out("...i,io->...o", 3)
     'abi,io->abo'
     """
-    from keras import ops
-
     ndim = getattr(x, "ndim", None)
-    dtype = keras.backend.standardize_dtype(x.dtype)
-    if (
-        equation.startswith("...")
-        and ndim is not None
-        and (dtype in _HALF_DTYPES)
-    ):
+    half = keras.backend.standardize_dtype(x.dtype) in _HALF_DTYPES
+    if half and ndim is not None and equation.startswith("..."):
         equation = _spell_out(equation, ndim)
     return ops.einsum(equation, x, w)
 
