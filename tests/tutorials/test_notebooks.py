@@ -131,6 +131,53 @@ def test_uses_only_public_names(path):
     )
 
 
+def _constants(path):
+    """The notebook's top-level `NAME = <literal>` assignments."""
+    found = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.parse(cell.source).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name):
+                    try:
+                        found[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        pass
+    return found
+
+
+SENTIMENT_NOTEBOOKS = [p for p in NOTEBOOKS if "TEMPLATE" in _constants(p)]
+
+
+def test_the_sentiment_notebooks_are_found():
+    assert [_name(p)[:2] for p in SENTIMENT_NOTEBOOKS] == [
+        "03",
+        "04",
+        "05",
+        "07",
+        "08",
+    ]
+
+
+@pytest.mark.parametrize("path", SENTIMENT_NOTEBOOKS, ids=_name)
+def test_sentiment_notebooks_teach_the_main_jobs_prompt(path):
+    # They spell the prompt out to teach it; it must stay the one that
+    # `tf-adapters finetune` uses, at the same length.
+    from tf_adapters.tasks.classification import ClassificationTask
+
+    constants = _constants(path)
+    assert constants["TEMPLATE"] == ClassificationTask.default_template, (
+        f"{_name(path)}: TEMPLATE differs from the classification task's "
+        "default prompt; update the notebook and run it again"
+    )
+    assert (
+        constants["SEQUENCE_LENGTH"]
+        == ClassificationTask.default_sequence_length
+    ), f"{_name(path)}: SEQUENCE_LENGTH differs from the task's default"
+
+
 def test_nine_notebooks():
     assert [_name(p)[:3] for p in NOTEBOOKS] == [
         f"{i:02d}_" for i in range(1, 10)
