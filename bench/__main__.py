@@ -3,6 +3,7 @@
     python -m bench                 # the full plan (about 40 min, 2 cores)
     python -m bench --quick         # a tiny model, 1-3 min: checks the code
     python -m bench --suites train  # a part of the plan
+    python -m bench --gpu           # a GPU, mixed precision (sized for 8 min)
 
 Results go to `bench/results/` (`--output`). Every ratio is measured in one
 process from interleaved rounds (A, B, C, A, B, C ...), and so are the
@@ -16,6 +17,13 @@ tokens/s columns). The matmul peak behind MFU is measured inside each
 training run; an MFU above 100 % is not printed. The load average and
 other processes' CPU use are recorded around every run; a run that shared
 the machine is labelled so.
+
+`--gpu` runs the training and generation tables on the GPU that
+TensorFlow sees (it stops with an error when there is none), under
+`--gpu-dtype` (`mixed_bfloat16` by default), with XLA, at batch 16 × 512,
+the PyTorch peers on CUDA under bfloat16 autocast; MFU counts against the
+bfloat16 matmul peak measured in each run; results go to
+`bench/results/gpu.{json,md}`.
 """
 
 import argparse
@@ -36,6 +44,7 @@ from bench.timing import run_child
 from tf_adapters.core.atomic import atomic_write_text
 
 SUITES = ("train", "memory", "generate", "serve")
+PEER = "peft_lora"  # PyTorch + PEFT LoRA (bench.peer)
 # LoRA with and without gradient checkpointing (`finetune --remat`) at
 # sequence length 1,024, XLA on as in `finetune`; batch 1 keeps the run
 # without it within a few GB on GPT-2 small.
@@ -114,6 +123,66 @@ def plan(quick):
     }
 
 
+def gpu_plan(quick, dtype="mixed_bfloat16"):
+    """What `--gpu` runs: training and generation only (peak RSS and the
+    CPU serving path say nothing about a GPU), sized to take about 8
+    minutes on one GPU (not yet measured: no GPU has been lent)."""
+    if quick:  # the code path on a tiny model (CI runs it on the CPU)
+        tiny = dict(shape="tiny", dtype=dtype, gpu=True, jit_compile=False)
+        return {
+            "train": [
+                dict(
+                    tiny,
+                    methods=["full", "lora", "peft_lora"],
+                    sequence_length=32,
+                    rounds=1,
+                    steps=2,
+                    peak_sizes=[256],
+                )
+            ],
+            "generate": dict(
+                tiny,
+                variants=["base", "lora_merged", "transformers"],
+                batch_sizes=[1],
+                prompt_length=8,
+                new_tokens=8,
+                rounds=1,
+            ),
+        }
+    run = dict(
+        dtype=dtype,
+        gpu=True,
+        batch_size=16,
+        sequence_length=512,
+        rounds=5,
+        steps=5,
+        peak_sizes=[4096, 8192],
+    )
+    adapters = ["lora", "houlsby", "pfeiffer", "ia3"]
+    return {
+        "train": [
+            dict(run, shape="gpt2_small", methods=["full", *adapters, PEER]),
+            dict(run, shape="smollm2_135m", methods=["full", "lora", PEER]),
+        ],
+        "generate": dict(
+            shape="gpt2_small",
+            dtype=dtype,
+            gpu=True,
+            variants=["base", "lora_merged", "transformers"],
+            batch_sizes=[1, 16],
+            rounds=5,
+        ),
+    }
+
+
+def gpu_names():
+    """The GPUs TensorFlow sees, by name."""
+    return [
+        tf.config.experimental.get_device_details(d).get("device_name", d.name)
+        for d in tf.config.list_physical_devices("GPU")
+    ]
+
+
 def machine():
     cpu = platform.processor()
     try:
@@ -160,12 +229,40 @@ def main(argv=None):
         help="Only the first K training runs of the plan (the first is "
         "the one the targets are about).",
     )
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="Run the training and generation tables on the GPU, in mixed "
+        "precision (results: gpu.json / gpu.md).",
+    )
+    parser.add_argument(
+        "--gpu-dtype",
+        choices=("mixed_bfloat16", "mixed_float16", "float32"),
+        default="mixed_bfloat16",
+        help="Keras dtype policy of the --gpu runs (the PyTorch peers run "
+        "in bfloat16 autocast, so they join mixed_bfloat16 runs only).",
+    )
     parser.add_argument("--output", default=os.path.join("bench", "results"))
     parser.add_argument(
         "--name", default=None, help="File stem (default: latest or quick)."
     )
     args = parser.parse_args(argv)
-    steps = plan(args.quick)
+    if args.gpu:
+        gpus = gpu_names()
+        if not gpus:
+            parser.error(
+                "--gpu: TensorFlow sees no GPU "
+                "(tf.config.list_physical_devices('GPU') is empty). Install "
+                "TensorFlow with CUDA (pip install 'tensorflow[and-cuda]') on "
+                "a machine with an NVIDIA GPU, or run without --gpu."
+            )
+        gpu_only = {"train", "generate"}
+        if not set(args.suites) & gpu_only:
+            parser.error("--gpu runs the train and generate suites only.")
+        args.suites = [s for s in args.suites if s in gpu_only]
+        steps = gpu_plan(args.quick, args.gpu_dtype)
+    else:
+        steps = plan(args.quick)
     steps["train"] = steps["train"][: args.train_runs]
     start = load.snapshot()
     result = {
@@ -176,10 +273,13 @@ def main(argv=None):
         + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine(),
     }
+    if args.gpu:
+        result["machine"]["gpus"] = gpus
     os.makedirs(args.output, exist_ok=True)
-    stem = os.path.join(
-        args.output, args.name or ("quick" if args.quick else "latest")
-    )
+    default = "quick" if args.quick else "latest"
+    if args.gpu:
+        default = "gpu_quick" if args.quick else "gpu"
+    stem = os.path.join(args.output, args.name or default)
 
     def save():
         # After every run, so an interrupted bench keeps what it measured.

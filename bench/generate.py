@@ -8,6 +8,9 @@ keras-hub's KV cache, no stop token, so every call makes exactly
 the same shape (`bench.peer`, random weights) running `model.generate(
 do_sample=False)` with its KV cache, exactly `new_tokens` tokens too, at
 `torch.set_num_threads(cores)`. Variants are timed in interleaved rounds.
+On a GPU (`gpu=True`, `python -m bench --gpu`) the Keras variants run
+under `dtype` (a mixed policy) and `transformers` on CUDA under bfloat16
+autocast.
 """
 
 import gc
@@ -29,8 +32,8 @@ from bench.train import TARGETS
 VARIANTS = ("base", "lora_unmerged", "lora_merged", "houlsby", "transformers")
 
 
-def build_lm(shape, variant, jit_compile):
-    backbone = build_backbone(shape)
+def build_lm(shape, variant, jit_compile, dtype="float32"):
+    backbone = build_backbone(shape, dtype)
     if variant.startswith("lora"):
         config = tfa.LoraConfig(rank=RANK, alpha=RANK, target_layers=TARGETS)
         tfa.add_adapter(backbone, config, name="bench")
@@ -64,24 +67,27 @@ def prompts(batch_size, prompt_length, new_tokens, vocab, seed=0):
     return {"token_ids": ids, "padding_mask": mask}
 
 
-def _callers(shape, variants, jit_compile, prompt_length, new_tokens):
+def _callers(
+    shape, variants, jit_compile, prompt_length, new_tokens, dtype, gpu
+):
     """{variant: `call_for(x)`}, {variant: params} and notes."""
     callers, params, notes = {}, {}, []
     for v in variants:
         if v == "transformers":
             continue
-        lm = build_lm(shape, v, jit_compile)
+        lm = build_lm(shape, v, jit_compile, dtype)
         callers[v] = lambda x, lm=lm: (
             lambda: lm.generate(x, stop_token_ids=None)
         )
         params[v] = lm.backbone.count_params()
     if "transformers" in variants:
-        why = peer.available()
+        why = peer.available() or (peer.cuda_missing() if gpu else None)
         if why:
             notes.append(why)
         else:
             peer.set_threads()
-            call_for, params["transformers"] = peer.generator(shape)
+            device = "cuda" if gpu else "cpu"
+            call_for, params["transformers"] = peer.generator(shape, device)
             # The prompt alone: `generate` appends the new tokens.
             callers["transformers"] = lambda x: call_for(
                 x["token_ids"][:, :prompt_length], new_tokens
@@ -121,10 +127,12 @@ def run(
     jit_compile=True,
     rounds=5,
     steps=1,
+    dtype="float32",
+    gpu=False,
 ):
     """New tokens per second of each variant at each batch size."""
     callers, params, notes = _callers(
-        shape, variants, jit_compile, prompt_length, new_tokens
+        shape, variants, jit_compile, prompt_length, new_tokens, dtype, gpu
     )
     vocab = id_range(shape)
     results = [
@@ -143,6 +151,8 @@ def run(
     return {
         "shape": shape,
         "jit_compile": jit_compile,
+        "dtype": dtype,
+        "gpu": gpu,
         "prompt_length": prompt_length,
         "new_tokens": new_tokens,
         "rounds": rounds,

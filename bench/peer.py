@@ -14,6 +14,11 @@ count as ours (8 · (768 + 3 · 768) per layer = 2 · 8 · (768 + 768)).
 Threads: `torch.set_num_threads(os.cpu_count())`, like TensorFlow's
 default pool. Both pools live in the one process; only one framework runs
 at a time, and `bench.train` measures what switching costs.
+
+On a GPU (`python -m bench --gpu`) the peers run on CUDA under
+`torch.autocast(dtype=torch.bfloat16)`, float32 weights with bfloat16
+matmuls as Keras's `mixed_bfloat16` policy, and every timed call waits for
+the device (`.item()`, `.cpu()`).
 """
 
 import os
@@ -34,6 +39,32 @@ def available():
     except ImportError as error:
         return f"PyTorch peers left out: {error}"
     return None
+
+
+def cuda_missing():
+    """`None` when PyTorch sees a CUDA device, else why the GPU peers are
+    left out."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return (
+            "PyTorch peers left out: PyTorch sees no CUDA device "
+            f"(torch {torch.__version__}, CUDA build "
+            f"{torch.version.cuda or 'none'})"
+        )
+    return None
+
+
+def _autocast(device):
+    """The mixed-precision context of a GPU peer (bfloat16 matmuls, as
+    `mixed_bfloat16`); a no-op on the CPU, where the peers are float32."""
+    import contextlib
+
+    import torch
+
+    if device == "cpu":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
 
 def set_threads():
@@ -96,9 +127,11 @@ def lora_targets(shape):
     return PEFT_TARGETS["llama" if shape == "smollm2_135m" else "gpt2"]
 
 
-def peft_lora_trainer(shape, x, y, rank, learning_rate=1e-4):
+def peft_lora_trainer(shape, x, y, rank, learning_rate=1e-4, device="cpu"):
     """PEFT LoRA of `rank` (alpha = rank) on `shape`: returns (one
     training step, trainable params, the base model's params).
+
+    `device="cuda"` trains on the GPU under bfloat16 autocast.
 
     A step is what Keras's `train_on_batch` does: forward in training mode
     (dropout on, as keras-hub's), mean cross-entropy of the logits, backward
@@ -125,30 +158,32 @@ def peft_lora_trainer(shape, x, y, rank, learning_rate=1e-4):
             "ignore", "`is_gradient_checkpointing`", FutureWarning
         )
         model = peft.get_peft_model(model, config)
-    model.train()
+    model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=learning_rate)
-    ids = torch.from_numpy(x["token_ids"]).long()
-    mask = torch.from_numpy(x["padding_mask"]).long()
-    labels = torch.from_numpy(y).long().reshape(-1)
+    ids = torch.from_numpy(x["token_ids"]).long().to(device)
+    mask = torch.from_numpy(x["padding_mask"]).long().to(device)
+    labels = torch.from_numpy(y).long().reshape(-1).to(device)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        logits = model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
+        with _autocast(device):
+            logits = model(input_ids=ids, attention_mask=mask).logits
         loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), labels
+            logits.float().reshape(-1, logits.shape[-1]), labels
         )
         loss.backward()
         optimizer.step()
-        return loss.item()
+        return loss.item()  # waits for the device
 
     trainable = int(sum(p.numel() for p in params))
     return step, trainable, base_params
 
 
-def generator(shape):
+def generator(shape, device="cpu"):
     """Greedy decoding with `generate` on a random-weight `shape` model:
     returns (`call_for(prompt_ids, new_tokens)`, the model's params).
+    `device="cuda"` decodes on the GPU under bfloat16 autocast.
 
     `call_for` gives the call that makes exactly `new_tokens` tokens for
     every row of `prompt_ids` (B, prompt length): KV cache on, no stop
@@ -156,14 +191,14 @@ def generator(shape):
     """
     import torch
 
-    model = build_model(shape).eval()
+    model = build_model(shape).to(device).eval()
 
     def call_for(prompt_ids, new_tokens):
-        ids = torch.from_numpy(prompt_ids).long()
+        ids = torch.from_numpy(prompt_ids).long().to(device)
 
         def call():
-            with torch.inference_mode():
-                return model.generate(
+            with torch.inference_mode(), _autocast(device):
+                out = model.generate(
                     input_ids=ids,
                     attention_mask=torch.ones_like(ids),
                     do_sample=False,
@@ -173,23 +208,26 @@ def generator(shape):
                     eos_token_id=None,
                     pad_token_id=0,
                 )
+            return out.cpu()  # waits for the device
 
         return call
 
     return call_for, param_count(model)
 
 
-def matmul_peak_flops(sizes=(1024, 2048), repeats=5):
-    """PyTorch's best float32 matmul FLOP/s on square matrices."""
+def matmul_peak_flops(sizes=(1024, 2048), repeats=5, device="cpu"):
+    """PyTorch's best matmul FLOP/s on square matrices: float32 on the
+    CPU, bfloat16 on a GPU (the peers' compute dtype there)."""
     import torch
 
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
     best = 0.0
     for size in sizes:
-        a = torch.randn(size, size)
-        b = torch.randn(size, size)
-        torch.mm(a, b)
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        torch.mm(a, b)[0, 0].item()
         for _ in range(repeats):
             start = time.perf_counter()
-            torch.mm(a, b)
+            torch.mm(a, b)[0, 0].item()  # one number back: waits for it
             best = max(best, 2 * size**3 / (time.perf_counter() - start))
     return best

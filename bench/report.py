@@ -121,13 +121,24 @@ def _train_header(run, result, peak):
         f"{run['jit_compile']}**, batch {run['batch_size']} × "
         f"{run['sequence_length']} tokens, {run['rounds']} interleaved rounds"
         f" × {run['steps_per_round']} steps, N = {run['matmul_params']:,}; "
-        f"matmul peak {_f(peak, 1)} GFLOP/s; {_load_text(run.get('load'))}; "
+        f"{run.get('peak_dtype', 'float32')} matmul peak {_f(peak, 1)} "
+        f"GFLOP/s; {_gpu_text(run)}{_load_text(run.get('load'))}; "
         f"step spread (IQR / median) up to "
         f"{100 * _spread(run['methods']):.0f} %",
         "",
         machine_label(result, [run]),
         "",
     ]
+
+
+def _gpu_text(run):
+    """The GPU memory a `--gpu` run reached (all its models at once)."""
+    if not run.get("gpu"):
+        return ""
+    mb = run.get("gpu_peak_mb")
+    if mb is None:
+        return "on the GPU (no GPU memory recorded); "
+    return f"on the GPU, peak GPU memory {mb:,.0f} MiB (all models); "
 
 
 def _train_table(run, result):
@@ -262,7 +273,9 @@ def _generate_table(gen, result):
     lines = [
         "## Generation",
         "",
-        f"**{gen['shape']}**, greedy, prompt {gen['prompt_length']} + "
+        f"**{gen['shape']}, {gen.get('dtype', 'float32')}"
+        f"{', on the GPU' if gen.get('gpu') else ''}**, greedy, prompt "
+        f"{gen['prompt_length']} + "
         f"{gen['new_tokens']} new tokens, jit_compile={gen['jit_compile']}, "
         f"{gen['rounds']} interleaved rounds; {_load_text(gen.get('load'))}",
         "",
@@ -355,6 +368,11 @@ def markdown(result):
         if peak
         else "The float32 matmul peak is measured inside each training run"
     )
+    if m.get("gpus"):
+        peak = (
+            f"GPU: {', '.join(m['gpus'])}. The matmul peak, in each run's "
+            "compute dtype, is measured inside each training run"
+        )
     lines = [
         f"# Benchmark ({result['date']})",
         "",

@@ -3,8 +3,11 @@
 `transformers` model of the same shape, `bench.peer`), timed in
 interleaved rounds in one process.
 
-The peer is float32 only; a run of another dtype leaves it out with a
-note, as it does without torch, transformers or peft.
+The peer is float32 only on the CPU; a run of another dtype leaves it out
+with a note, as it does without torch, transformers or peft. On a GPU
+(`gpu=True`, `python -m bench --gpu`) it joins `mixed_bfloat16` runs,
+under bfloat16 autocast, and MFU counts against the run's compute dtype's
+matmul peak (bfloat16 or float16; float32 on the CPU).
 
 `memory` runs one method alone: a process's peak resident memory is all it
 has, so memory is measured one method per process (`bench.child`). A
@@ -104,20 +107,24 @@ def _trainable(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
-def peers_that_fit(methods, dtype):
+def peers_that_fit(methods, dtype, gpu=False):
     """`methods` less the PyTorch peers this run cannot have, and why."""
     peers = [m for m in methods if m in PEERS]
+    fits = ("mixed_bfloat16",) if gpu else ("float32",)
     why = None
-    if peers and dtype != "float32":
-        why = f"{', '.join(peers)} left out: float32 only (this run: {dtype})"
+    if peers and dtype not in fits:
+        why = (
+            f"{', '.join(peers)} left out: {' or '.join(fits)} only "
+            f"{'on a GPU ' if gpu else ''}(this run: {dtype})"
+        )
     elif peers:
-        why = peer.available()
+        why = peer.available() or (peer.cuda_missing() if gpu else None)
     if why is None:
         return list(methods), []
     return [m for m in methods if m not in PEERS], [why]
 
 
-def _build(shape, methods, dtype, jit_compile, x, y):
+def _build(shape, methods, dtype, jit_compile, x, y, gpu=False):
     """{method: one training step}, {method: trainable params}, N, and
     what the PyTorch peer is (`None` without one)."""
     steps, params, n, info = {}, {}, None, None
@@ -139,7 +146,7 @@ def _build(shape, methods, dtype, jit_compile, x, y):
         # 0: TensorFlow's default, one thread per core.
         tf_threads = tf.config.threading.get_intra_op_parallelism_threads()
         step, params["peft_lora"], hf_params = peer.peft_lora_trainer(
-            shape, x, y, RANK
+            shape, x, y, RANK, device="cuda" if gpu else "cpu"
         )
         steps["peft_lora"] = step
         info = {
@@ -148,16 +155,38 @@ def _build(shape, methods, dtype, jit_compile, x, y):
             "hf_params": hf_params,
             "keras_params": base.count_params(),
             "targets": peer.lora_targets(shape),
+            "device": "cuda, bfloat16 autocast" if gpu else "cpu, float32",
         }
     return {m: steps[m] for m in methods}, params, n, info
 
 
-def _peak(sizes, torch_too):
-    """The best float32 matmul FLOP/s of TensorFlow (and PyTorch)."""
-    out = {"tensorflow": matmul_peak_flops(sizes)}
+def _peak(sizes, torch_too, dtype="float32", gpu=False):
+    """The best matmul FLOP/s of TensorFlow (and PyTorch) in `dtype`."""
+    out = {"tensorflow": matmul_peak_flops(sizes, dtype=dtype)}
     if torch_too:
-        out["pytorch"] = peer.matmul_peak_flops(sizes)
+        device = "cuda" if gpu else "cpu"
+        out["pytorch"] = peer.matmul_peak_flops(sizes, device=device)
     return out
+
+
+def peak_dtype(dtype, gpu):
+    """The matmul dtype MFU counts against: the policy's compute dtype on
+    a GPU, float32 on the CPU (the issue's reference there)."""
+    if not gpu:
+        return "float32"
+    return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
+        dtype, dtype
+    )
+
+
+def _gpu_memory(reset=False):
+    """TensorFlow's peak GPU memory in MiB (`None` without a GPU)."""
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    if reset:
+        tf.config.experimental.reset_memory_stats("GPU:0")
+        return None
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
 
 
 def _rows(times, methods, steps, tokens, first, params, n, peak):
@@ -198,6 +227,7 @@ def run(
     rounds=5,
     steps=2,
     peak_sizes=(1024, 2048),
+    gpu=False,
 ):
     """Times every method's training step; returns a dict for the report.
 
@@ -208,12 +238,17 @@ def run(
     process just before and just after the rounds, TensorFlow's and, with
     the PyTorch peer, PyTorch's; the best of them counts. `peak_sizes=None`
     leaves MFU out.
+
+    `gpu=True` (`python -m bench --gpu`): the PyTorch peer runs on CUDA,
+    the peak is measured in the run's compute dtype, and TensorFlow's peak
+    GPU memory over the run is recorded.
     """
     x, y = batch(shape, batch_size, sequence_length)
     tokens = batch_size * sequence_length
-    methods, notes = peers_that_fit(methods, dtype)
+    methods, notes = peers_that_fit(methods, dtype, gpu)
+    _gpu_memory(reset=gpu)
     step_fns, params, n, peer_info = _build(
-        shape, methods, dtype, jit_compile, x, y
+        shape, methods, dtype, jit_compile, x, y, gpu
     )
     first = {}
     for method, step in step_fns.items():
@@ -223,9 +258,16 @@ def run(
         for _ in range(2):  # warm-up, not timed
             step()
     torch_too = peer_info is not None
-    peaks = [_peak(peak_sizes, torch_too)] if peak_sizes else []
+    matmul_dtype = peak_dtype(dtype, gpu)
+
+    def measure_peak():
+        if not peak_sizes:
+            return []
+        return [_peak(peak_sizes, torch_too, matmul_dtype, gpu)]
+
+    peaks = measure_peak()
     times = interleaved(step_fns, rounds, steps)
-    peaks += [_peak(peak_sizes, torch_too)] if peak_sizes else []
+    peaks += measure_peak()
     peak = max((p for d in peaks for p in d.values()), default=None)
     rows = _rows(times, methods, steps, tokens, first, params, n, peak)
     del step_fns
@@ -240,6 +282,9 @@ def run(
         "steps_per_round": steps,
         "matmul_params": n,
         "peak_gflops": None if peak is None else peak / 1e9,
+        "peak_dtype": matmul_dtype,
+        "gpu": gpu,
+        "gpu_peak_mb": _gpu_memory() if gpu else None,
         "peaks_gflops": [{k: v / 1e9 for k, v in d.items()} for d in peaks],
         "switch_cost": switch_cost(times, steps),
         "peer": peer_info,
