@@ -263,6 +263,17 @@ def test_evaluate_starts_from_the_options_of_the_run_it_scores(
         "classification",
         400,
     )
+    assert seen["config"].eval_sequence_length == 128  # whole reviews
+
+    # A run from before `eval_sequence_length` scored at its own length;
+    # a later run's report names it.
+    for named, scored in (({}, 64), ({"eval_sequence_length": 100}, 100)):
+        options = {"task": "classification", "sequence_length": 64, **named}
+        (run / "report.json").write_text(
+            json.dumps({"reproduce": {"options": options}})
+        )
+        assert main(["evaluate", "--adapter", str(run / "adapter")]) == 0
+        assert seen["config"].eval_sequence_length == scored
 
 
 def test_evaluate_names_an_unreadable_run_report(tmp_path, capsys):

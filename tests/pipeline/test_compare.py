@@ -110,6 +110,25 @@ def test_reuse_compares_the_learning_rate_each_run_trained_with():
     assert not _same_run(saved, other, {}, earlier_rate=1e-3)
 
 
+def test_reuse_knows_earlier_runs_scored_at_their_training_length():
+    from tf_adapters.pipeline.compare import _same_run
+
+    # A config.json from before `eval_sequence_length`: those runs scored
+    # the test reviews cut at `sequence_length` (64), not whole (128).
+    saved = dataclasses.asdict(FinetuneConfig(method="lora"))
+    del saved["eval_sequence_length"]
+    assert not _same_run(saved, FinetuneConfig(method="lora"), {}, 1e-3)
+    same = FinetuneConfig(method="lora", eval_sequence_length=64)
+    assert _same_run(saved, same, {}, 1e-3)
+    # A training state saved then resumes only where it scores the same.
+    from tf_adapters.training.checkpointing import run_fingerprint
+    from tf_adapters.training.checkpointing import saved_fingerprint
+
+    state = run_fingerprint(FinetuneConfig())
+    del state["eval_sequence_length"]
+    assert saved_fingerprint(state) == run_fingerprint(same)
+
+
 def test_variants_follow_the_options():
     config = FinetuneConfig(task="causal_lm")
     labels = [label for label, _ in variants(config, ["linear_probe", "lora"])]

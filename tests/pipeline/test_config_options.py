@@ -243,6 +243,21 @@ def test_sequence_length_defaults_to_the_task():
         FinetuneConfig(sequence_length=0)
 
 
+def test_evaluation_length_defaults_to_whole_reviews_for_classification():
+    # Trained at 64 tokens for speed, scored on the whole review (the
+    # longest built-in one takes 98 tokens); never below the training
+    # length; the other tasks score at their training length.
+    assert FinetuneConfig().eval_sequence_length == 128
+    assert FinetuneConfig(sequence_length=200).eval_sequence_length == 200
+    assert FinetuneConfig(task="causal_lm").eval_sequence_length == 80
+    assert (
+        FinetuneConfig(task="prompt_response", sequence_length=96)
+    ).eval_sequence_length == 96
+    assert FinetuneConfig(eval_sequence_length=32).eval_sequence_length == 32
+    with pytest.raises(ValueError, match="eval_sequence_length"):
+        FinetuneConfig(eval_sequence_length=0)
+
+
 def test_batches_are_cut_only_without_xla_and_tpus():
     assert FinetuneConfig().dynamic_padding  # the default: no XLA
     assert not FinetuneConfig(jit_compile=True).dynamic_padding

@@ -246,6 +246,36 @@ def test_causal_lm_streams_a_text_file(tmp_path, tiny_preset):
     assert splits["train"] == []
 
 
+def test_classification_scores_test_texts_at_the_evaluation_length(
+    tmp_path, tiny_preset
+):
+    from tf_adapters.models.loading import load_base
+
+    model = load_base(tiny_preset)
+    config = _config(tmp_path, tiny_preset, data=_labelled(tmp_path))
+    task = get_task("classification")
+    splits = task.split(task.load(config), config)
+
+    def prepared(**options):
+        cfg = _config(tmp_path, tiny_preset, data=config.data, **options)
+        truncated = task.prepare(model, splits, cfg)
+        return truncated, task.train.lengths().max(), task.test.lengths()
+
+    # 16 tokens cut every text (6 words, a number, " is"); 48 cut none.
+    truncated, train_longest, test_lengths = prepared(
+        sequence_length=8, eval_sequence_length=48
+    )
+    assert train_longest == 8 and test_lengths.max() > 8
+    assert truncated["test"] == 0 and truncated["train"] > 0
+    cut, _, cut_lengths = prepared(sequence_length=8, eval_sequence_length=8)
+    assert cut_lengths.max() == 8 and cut["test"] == len(splits["test"])
+    # Unset: classification's 128, at most the model's 64 positions.
+    cfg = _config(tmp_path, tiny_preset, data=config.data, sequence_length=8)
+    assert cfg.eval_sequence_length == 128
+    task.prepare(model, splits, cfg)
+    assert task.test.x["token_ids"].shape[1] == 64
+
+
 def test_classification_puts_sorted_predictions_back_in_place():
     from types import SimpleNamespace
 

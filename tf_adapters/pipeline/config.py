@@ -100,6 +100,12 @@ class FinetuneConfig:
         sequence_length: int. Tokens per example. Defaults to `None`: the
             task's (`Task.default_sequence_length`: 64 for classification,
             80 for the others).
+        eval_sequence_length: int. Tokens per validation and test example
+            (the text is cut to fit; language modelling packs its test
+            text into chunks of this length). Defaults to `None`: the
+            task's `default_eval_sequence_length` where it is longer than
+            `sequence_length` (128 for classification, so the built-in
+            reviews are scored whole), else `sequence_length`.
         remat: bool. Gradient checkpointing of the decoder blocks (less
             peak memory, more compute; see
             `tf_adapters.training.remat.checkpoint_decoder_layers`).
@@ -274,6 +280,12 @@ class FinetuneConfig:
         "Tokens per example (text is cut). Unset: the task's "
         "(classification 64, the others 80).",
     )
+    eval_sequence_length: int | None = _field(
+        None,
+        "Tokens per validation / test example (text is cut). Unset: the "
+        "task's if longer than --sequence-length (classification 128: the "
+        "whole reviews are scored), else --sequence-length.",
+    )
     test_size: int = _field(400, "Held-out test examples.")
     validation_size: int = _field(0, "Validation examples (0: none).")
     max_new_tokens: int = _field(
@@ -383,6 +395,11 @@ class FinetuneConfig:
             self.template = task.default_template
         if self.sequence_length is None:
             self.sequence_length = task.default_sequence_length
+        if self.eval_sequence_length is None:
+            check_int("sequence_length", self.sequence_length, minimum=1)
+            self.eval_sequence_length = max(
+                self.sequence_length, task.default_eval_sequence_length or 0
+            )
         if self.export_name is None:
             stem = os.path.splitext(os.path.basename(self.data))[0]
             self.export_name = stem.replace("tfds:", "") or self.task
@@ -399,7 +416,12 @@ class FinetuneConfig:
                 f"task={self.task!r}."
             )
         self._check_adapter_options()
-        for name in ("steps", "batch_size", "sequence_length"):
+        for name in (
+            "steps",
+            "batch_size",
+            "sequence_length",
+            "eval_sequence_length",
+        ):
             check_int(name, getattr(self, name), minimum=1)
         check_int("test_size", self.test_size, minimum=1)
         check_int("validation_size", self.validation_size, minimum=0)

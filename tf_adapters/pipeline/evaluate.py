@@ -33,6 +33,7 @@ SCORING_OPTIONS = (
     "labels",
     "template",
     "sequence_length",
+    "eval_sequence_length",
     "test_size",
     "validation_size",
     "max_new_tokens",
@@ -67,6 +68,9 @@ def run_options(saved):
             f"{report_file}: `reproduce.options` is not a mapping of options."
         )
     options = {k: options[k] for k in SCORING_OPTIONS if k in options}
+    if "sequence_length" in options:
+        # Runs from before `eval_sequence_length` scored at this length.
+        options.setdefault("eval_sequence_length", options["sequence_length"])
     log.info(
         "Options of the run in %s (flags override them): %s",
         report_file,

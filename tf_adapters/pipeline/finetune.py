@@ -23,6 +23,7 @@ from tf_adapters.core.locking import folder_lock
 from tf_adapters.methods.adalora.truncate import adalora_ranks
 from tf_adapters.pipeline import provenance
 from tf_adapters.pipeline import stages
+from tf_adapters.tasks.base import eval_length
 from tf_adapters.training.distribution import is_chief
 from tf_adapters.training.distribution import make_strategy
 
@@ -207,6 +208,7 @@ def make_report(run, total_seconds, phases=None):
         "steps": config.steps,
         "batch_size": config.batch_size,
         "sequence_length": config.sequence_length,
+        "eval_sequence_length": eval_length(run.model, config),
         "learning_rate": config.effective_learning_rate(),
         "seed": config.seed,
         "split_seed": config.split_seed,
@@ -225,8 +227,9 @@ def make_report(run, total_seconds, phases=None):
         "resumed_from_step": run.start_step if config.resume else None,
         "steps_run_here": len(timer.times),
         "test_examples": len(run.splits["test"]),
-        # Texts cut to fit `sequence_length` (the text's end is cut, never
-        # the template).
+        # Texts cut to fit (the text's end is cut, never the template):
+        # training texts at `sequence_length`, test texts at
+        # `eval_sequence_length`.
         "truncated": run.truncated,
         "base": run.base_metrics,
         "adapted": run.metrics,

@@ -29,6 +29,7 @@ from tf_adapters.pipeline.fusion import save_fused
 from tf_adapters.pipeline.provenance import records_sha256
 from tf_adapters.summary import trainable_summary
 from tf_adapters.tasks import get_task
+from tf_adapters.tasks.base import eval_length
 from tf_adapters.training.checkpointing import NonFiniteLoss
 from tf_adapters.training.checkpointing import StopOnNonFinite
 from tf_adapters.training.checkpointing import TrainingCheckpoint
@@ -116,10 +117,11 @@ def prepare(run):
     )
     run.truncated = run.task.prepare(run.model, run.splits, config)
     log.info(
-        "texts cut to fit %d tokens: train %d, test %d",
-        config.sequence_length,
+        "texts cut to fit: train %d (at %d tokens), test %d (at %d)",
         run.truncated["train"],
+        config.sequence_length,
         run.truncated["test"],
+        eval_length(run.model, config),
     )
 
 

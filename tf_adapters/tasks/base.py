@@ -19,6 +19,9 @@ class Task:
     default_template = "{text}"
     #: Tokens per example when `--sequence-length` is not given.
     default_sequence_length = 80
+    #: Tokens per validation / test example when `--eval-sequence-length`
+    #: is not given, if more than `sequence_length` (None: the same).
+    default_eval_sequence_length = None
     #: Metric names in report order; the first is the headline.
     metrics = ()
     #: Whether a larger headline metric is better.
@@ -76,6 +79,16 @@ class Task:
     def export_model(self, trainer, model):
         """What `export_saved_model` exports for this task."""
         return model
+
+
+def eval_length(model, config):
+    """Tokens per validation / test example: `config.eval_sequence_length`,
+    at most the model's context where it has one (learned position tables,
+    as GPT-2's, end at `max_sequence_length`)."""
+    context = getattr(model.backbone, "max_sequence_length", None)
+    if context:
+        return min(config.eval_sequence_length, context)
+    return config.eval_sequence_length
 
 
 def evaluation_batches(encoded, config):

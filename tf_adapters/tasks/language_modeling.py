@@ -9,6 +9,7 @@ from tf_adapters.data.streaming import StreamedData
 from tf_adapters.data.streaming import stream_lines
 from tf_adapters.evaluation.text import perplexity
 from tf_adapters.tasks.base import Task
+from tf_adapters.tasks.base import eval_length
 from tf_adapters.tasks.base import evaluation_batches
 from tf_adapters.tasks.language_model import LanguageModel
 
@@ -50,7 +51,7 @@ class CausalLMTask(Task):
         tokenizer = model.preprocessor.tokenizer
         if config.stream:
             texts = [r[config.text_field] for r in splits["test"]]
-            self.test = pack_texts(texts, tokenizer, config.sequence_length)
+            self.test = pack_texts(texts, tokenizer, eval_length(model, config))
             self.validation = None
             self.train = StreamedData(
                 config.data,
@@ -60,15 +61,18 @@ class CausalLMTask(Task):
             )
             return {"train": 0, "test": 0}
 
-        def encode(split):
+        length = eval_length(model, config)
+
+        def encode(split, length=length):
             texts = [
                 config.template.format(text=r[config.text_field])
                 for r in splits[split]
             ]
-            return pack_texts(texts, tokenizer, config.sequence_length)
+            return pack_texts(texts, tokenizer, length)
 
         # Texts are packed into full chunks: nothing is cut away.
-        self.train, self.test = encode("train"), encode("test")
+        self.train = encode("train", config.sequence_length)
+        self.test = encode("test")
         self.validation = (
             encode("validation") if splits.get("validation") else None
         )

@@ -15,6 +15,7 @@ from tf_adapters.evaluation import text as text_metrics
 from tf_adapters.evaluation.generation import generate_continuations
 from tf_adapters.evaluation.text import perplexity
 from tf_adapters.tasks.base import Task
+from tf_adapters.tasks.base import eval_length
 from tf_adapters.tasks.base import evaluation_batches
 from tf_adapters.tasks.language_model import LanguageModel
 from tf_adapters.training.progress import Progress
@@ -47,10 +48,10 @@ class PromptResponseTask(Task):
                 for r in splits[split]
             ]
 
-        def encode(split):
-            return encode_prompt_response(
-                pairs(split), self.tokenizer, config.sequence_length
-            )
+        length = eval_length(model, config)
+
+        def encode(split, length=length):
+            return encode_prompt_response(pairs(split), self.tokenizer, length)
 
         def answers(split):
             # Prompts longer than the sequence length keep their last
@@ -60,12 +61,12 @@ class PromptResponseTask(Task):
             return {
                 "references": [r[response_field] for r in splits[split]],
                 "prompt_ids": [
-                    ids[-config.sequence_length :]
-                    for ids in tokenize(self.tokenizer, prompts)
+                    ids[-length:] for ids in tokenize(self.tokenizer, prompts)
                 ],
             }
 
-        self.train, self.test = encode("train"), encode("test")
+        self.train = encode("train", config.sequence_length)
+        self.test = encode("test")
         self.answers = {"test": answers("test")}
         self.validation = None
         if splits.get("validation"):

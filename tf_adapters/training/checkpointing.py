@@ -130,6 +130,8 @@ def _with_old_defaults(found):
     added since (`_ADDED_OPTIONS`) take the value those runs had."""
     for name, value in _ADDED_OPTIONS.items():
         found.setdefault(name, value)
+    # Runs from before `eval_sequence_length` scored at their own length.
+    found.setdefault("eval_sequence_length", found.get("sequence_length"))
     if found.get("learning_rate") is None and found.get("method"):
         adapter = found.get("adapter_config")
         adapter = registry.config_from_dict(adapter) if adapter else None
