@@ -229,9 +229,13 @@ def test_multi_worker_on_loopback_resumes_and_matches_one_device(
     run = tmp / "multi_worker"
 
     # Preempted after step 6: only the chief wrote, and only the state
-    # after step 4.
-    for code, _, err in _two_workers(tmp, "interrupt"):
-        assert code == 17, err[-3000:]
+    # after step 4. Keras may start a worker's step 7 before its step-6
+    # callbacks run, so a worker can lose its peer in step 7's collective
+    # first (a preempted job's other worker fails the same way).
+    outcomes = _two_workers(tmp, "interrupt")
+    assert 17 in [code for code, _, _ in outcomes], outcomes
+    for code, _, err in outcomes:
+        assert code == 17 or "UnavailableError" in err, err[-3000:]
     state = json.loads((run / "train_state/state.json").read_text())
     assert state["steps_done"] == 4
     # The lock the chief held is left (it died); the resume takes it over.
