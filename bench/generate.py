@@ -81,7 +81,7 @@ def _callers(
         )
         params[v] = lm.backbone.count_params()
     if "transformers" in variants:
-        why = peer.available() or (peer.cuda_missing() if gpu else None)
+        why = peer.available(gpu)
         if why:
             notes.append(why)
         else:

@@ -30,15 +30,16 @@ from bench.shapes import dims
 PEFT_TARGETS = {"gpt2": ["c_attn"], "llama": ["q_proj", "v_proj"]}
 
 
-def available():
-    """`None` when torch, transformers and peft import, else why not."""
+def available(gpu=False):
+    """`None` when torch, transformers and peft import (and, with `gpu`,
+    PyTorch sees a CUDA device), else why not."""
     try:
         import peft  # noqa: F401
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as error:
         return f"PyTorch peers left out: {error}"
-    return None
+    return cuda_missing() if gpu else None
 
 
 def cuda_missing():

@@ -118,7 +118,7 @@ def peers_that_fit(methods, dtype, gpu=False):
             f"{'on a GPU ' if gpu else ''}(this run: {dtype})"
         )
     elif peers:
-        why = peer.available() or (peer.cuda_missing() if gpu else None)
+        why = peer.available(gpu)
     if why is None:
         return list(methods), []
     return [m for m in methods if m not in PEERS], [why]

@@ -282,14 +282,10 @@ def _same_run(earlier, run_config, defaults, earlier_rate=None):
     from tf_adapters.training.checkpointing import RESUMABLE
     from tf_adapters.training.checkpointing import run_fingerprint
     from tf_adapters.training.checkpointing import saved_fingerprint
+    from tf_adapters.training.checkpointing import with_old_eval_length
 
     if "adapter" in earlier:  # written by this version
-        # Runs from before `eval_sequence_length` scored at their own
-        # length, not at the task's default for it.
-        earlier = {
-            "eval_sequence_length": earlier.get("sequence_length"),
-            **earlier,
-        }
+        earlier = with_old_eval_length(earlier)
         try:
             saved = run_fingerprint(FinetuneConfig.from_dict(earlier))
         except (TypeError, ValueError):

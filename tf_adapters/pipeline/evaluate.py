@@ -10,6 +10,7 @@ import numpy as np
 from tf_adapters.core.npz_file import load_npz
 from tf_adapters.pipeline import stages
 from tf_adapters.pipeline.fusion import load_with_fused
+from tf_adapters.training.checkpointing import with_old_eval_length
 
 log = logging.getLogger("tf_adapters.evaluate")
 
@@ -68,9 +69,7 @@ def run_options(saved):
             f"{report_file}: `reproduce.options` is not a mapping of options."
         )
     options = {k: options[k] for k in SCORING_OPTIONS if k in options}
-    if "sequence_length" in options:
-        # Runs from before `eval_sequence_length` scored at this length.
-        options.setdefault("eval_sequence_length", options["sequence_length"])
+    options = with_old_eval_length(options)
     log.info(
         "Options of the run in %s (flags override them): %s",
         report_file,

@@ -124,14 +124,22 @@ _ADDED_OPTIONS = {
 }
 
 
+def with_old_eval_length(options):
+    """`options` (a run's config or fingerprint) with the evaluation length
+    a run from before `eval_sequence_length` scored at, its
+    `sequence_length`, where they name no `eval_sequence_length`."""
+    if "sequence_length" not in options:
+        return options
+    return {"eval_sequence_length": options["sequence_length"], **options}
+
+
 def _with_old_defaults(found):
     """States written before fingerprints resolved the learning rate kept
     `None` for the method's default: it resolves as it did then. Options
     added since (`_ADDED_OPTIONS`) take the value those runs had."""
+    found = with_old_eval_length(found)
     for name, value in _ADDED_OPTIONS.items():
         found.setdefault(name, value)
-    # Runs from before `eval_sequence_length` scored at their own length.
-    found.setdefault("eval_sequence_length", found.get("sequence_length"))
     if found.get("learning_rate") is None and found.get("method"):
         adapter = found.get("adapter_config")
         adapter = registry.config_from_dict(adapter) if adapter else None
