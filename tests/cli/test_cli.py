@@ -228,8 +228,8 @@ def test_evaluate_starts_from_the_options_of_the_run_it_scores(
     seen = {}
     monkeypatch.setattr(
         "tf_adapters.pipeline.run_evaluate",
-        lambda config, adapter, weights: seen.update(
-            config=config, adapter=adapter
+        lambda config, adapter, weights, label_bias: seen.update(
+            config=config, adapter=adapter, label_bias=label_bias
         ),
     )
     run = tmp_path / "run"
@@ -274,6 +274,21 @@ def test_evaluate_starts_from_the_options_of_the_run_it_scores(
         )
         assert main(["evaluate", "--adapter", str(run / "adapter")]) == 0
         assert seen["config"].eval_sequence_length == scored
+        assert seen["label_bias"] is None  # no calibration recorded
+
+    # The bias the run calibrated is set again; a damaged one is refused.
+    for bias, code in (([0.25, -0.25], 0), (["x", 1], 2)):
+        (run / "report.json").write_text(
+            json.dumps(
+                {
+                    "reproduce": {"options": {"task": "classification"}},
+                    "calibration": {"examples": 256, "label_bias": bias},
+                }
+            )
+        )
+        seen.pop("label_bias", None)
+        assert main(["evaluate", "--adapter", str(run / "adapter")]) == code
+        assert seen.get("label_bias") == (bias if code == 0 else None)
 
 
 def test_evaluate_names_an_unreadable_run_report(tmp_path, capsys):

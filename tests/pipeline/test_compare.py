@@ -129,6 +129,23 @@ def test_reuse_knows_earlier_runs_scored_at_their_training_length():
     assert saved_fingerprint(state) == run_fingerprint(same)
 
 
+def test_reuse_knows_earlier_runs_were_not_calibrated():
+    from tf_adapters.pipeline.compare import _same_run
+    from tf_adapters.training.checkpointing import run_fingerprint
+    from tf_adapters.training.checkpointing import saved_fingerprint
+
+    # A config.json from before `calibration_size`: those runs scored
+    # without a fitted label bias, unlike a run with today's default.
+    saved = dataclasses.asdict(FinetuneConfig(method="lora"))
+    del saved["calibration_size"]
+    assert not _same_run(saved, FinetuneConfig(method="lora"), {}, 1e-3)
+    plain = FinetuneConfig(method="lora", calibration_size=0)
+    assert _same_run(saved, plain, {}, 1e-3)
+    state = run_fingerprint(FinetuneConfig(method="lora"))
+    del state["calibration_size"]
+    assert saved_fingerprint(state) == run_fingerprint(plain)
+
+
 def test_variants_follow_the_options():
     config = FinetuneConfig(task="causal_lm")
     labels = [label for label, _ in variants(config, ["linear_probe", "lora"])]

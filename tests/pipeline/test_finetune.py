@@ -69,7 +69,7 @@ def test_finetune_runs_end_to_end(
     phases = report["phases"]
     assert list(phases) == [
         "load", "data", "build", "base_evaluation", "adapt", "compile",
-        "train", "save", "evaluation", "export",
+        "train", "calibration", "save", "evaluation", "export",
     ]  # fmt: skip
     assert min(phases.values()) >= 0
     assert sum(phases.values()) <= report["total_seconds"] + 0.5
@@ -226,17 +226,55 @@ def test_a_fusion_run_mixes_two_trained_adapters(
     np.testing.assert_allclose(out["probabilities"].numpy().sum(-1), 1, 1e-5)
 
 
+def test_a_calibrated_run_scores_exports_and_evaluates_with_its_bias(
+    tmp_path, tiny_preset, data_file
+):
+    config = _config(tmp_path, tiny_preset, data_file)
+    assert config.calibration_size == 256  # classification's default
+    report = run_finetune(config)
+    found = report["calibration"]
+    # 24 rows: 8 test, 16 train, 8 of them in the 2 batches of 4.
+    assert found["examples"] == 8 and len(found["label_bias"]) == 2
+    assert abs(sum(found["label_bias"])) < 1e-5
+    assert report["phases"]["calibration"] > 0
+    saved = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert saved["calibration"] == found
+    # The SavedModel holds the bias: its logits are the model's plus it.
+    loaded = tf.saved_model.load(report["saved_model"])
+    x = {
+        "token_ids": tf.constant([[5, 6, 7, 8]], tf.int32),
+        "padding_mask": tf.ones((1, 4), tf.int32),
+    }
+    probs = loaded.signatures["classify"](**x)["probabilities"].numpy()
+    off = run_finetune(
+        dataclasses.replace(
+            config, calibration_size=0, output=str(tmp_path / "off")
+        )
+    )
+    assert off["calibration"] is None and "calibration" in off["phases"]
+    plain = tf.saved_model.load(off["saved_model"])
+    raw = plain.signatures["classify"](**x)["probabilities"].numpy()
+    # Same seed, same training: only the bias differs.
+    shifted = np.log(raw) + np.asarray(found["label_bias"])
+    expected = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
+    np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_batches_cut_to_their_longest_row_predict_the_same(
     tmp_path, tiny_preset, data_file, monkeypatch
 ):
     from tf_adapters.pipeline.evaluate import run_evaluate
+    from tf_adapters.pipeline.evaluate import run_label_bias
 
     config = _config(tmp_path, tiny_preset, data_file, export=False)
     assert config.dynamic_padding  # no XLA: batches are cut
     report = run_finetune(config)
-    cut = run_evaluate(config, adapter=report["checkpoint"])
+    saved = report["checkpoint"]
+    bias = run_label_bias(saved)  # what the run calibrated
+    assert bias == report["calibration"]["label_bias"]
+    cut = run_evaluate(config, adapter=saved, label_bias=bias)
     monkeypatch.setattr(FinetuneConfig, "dynamic_padding", False)
-    full = run_evaluate(config, adapter=report["checkpoint"])
+    full = run_evaluate(config, adapter=saved, label_bias=bias)
     # Sorted by length for the cut batches, put back in place after.
     np.testing.assert_array_equal(
         cut["confusion_matrix"], full["confusion_matrix"]

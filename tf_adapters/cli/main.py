@@ -436,6 +436,7 @@ def main(argv=None):
             return 0
         if command == "evaluate":
             from tf_adapters.pipeline import run_evaluate
+            from tf_adapters.pipeline.evaluate import run_label_bias
             from tf_adapters.pipeline.evaluate import run_options
 
             adapter = args.pop("adapter", None)
@@ -444,7 +445,8 @@ def main(argv=None):
             recorded = run_options(saved) if saved else {}
             options, source = _options(args)
             config = FinetuneConfig.from_dict({**recorded, **options}, source)
-            run_evaluate(config, adapter, weights)
+            bias = run_label_bias(saved) if saved else None
+            run_evaluate(config, adapter, weights, label_bias=bias)
             return 0
         if command == "compare":
             from tf_adapters.pipeline import run_compare

@@ -73,26 +73,13 @@ class Encoded:
             if self.sample_weight is not None:
                 parts.append(self.sample_weight)
         parts = tf.nest.map_structure(tf.convert_to_tensor, tuple(parts))
-        n = len(self.x["token_ids"])
-        if shuffle_seed is None:
-            order = tf.data.Dataset.range(n)
-            if repeat:
-                order = order.repeat()
-            batches = order.batch(batch_size, drop_remainder=drop_remainder)
-        elif group_by_length and dynamic_padding:
-            batches = _length_grouped_batches(
-                self.lengths(), batch_size, shuffle_seed, repeat
-            )
-            if drop_remainder:
-                batches = batches.filter(lambda i: tf.shape(i)[0] == batch_size)
-        else:
-            order = _shuffled_passes(
-                n,
-                shuffle_seed,
-                repeat,
-                lambda perm, seed, e: tf.data.Dataset.from_tensor_slices(perm),
-            )
-            batches = order.batch(batch_size, drop_remainder=drop_remainder)
+        batches = self.index_batches(
+            batch_size,
+            shuffle_seed,
+            repeat,
+            drop_remainder,
+            group_by_length=group_by_length and dynamic_padding,
+        )
 
         def gather(i):
             batch = tf.nest.map_structure(lambda t: tf.gather(t, i), parts)
@@ -101,6 +88,39 @@ class Encoded:
             return _cut_to_longest(batch, full_width_loss)
 
         return without_autotune(batches.map(gather).prefetch(2))
+
+    def index_batches(
+        self,
+        batch_size,
+        shuffle_seed=None,
+        repeat=False,
+        drop_remainder=False,
+        group_by_length=False,
+    ):
+        """A `tf.data.Dataset` of the row indices of each batch `dataset`
+        makes with the same arguments (`group_by_length` here is
+        `dataset`'s `group_by_length and dynamic_padding`): which rows a
+        run trains on, without gathering them."""
+        n = len(self.x["token_ids"])
+        if shuffle_seed is None:
+            order = tf.data.Dataset.range(n)
+            if repeat:
+                order = order.repeat()
+            return order.batch(batch_size, drop_remainder=drop_remainder)
+        if group_by_length:
+            batches = _length_grouped_batches(
+                self.lengths(), batch_size, shuffle_seed, repeat
+            )
+            if drop_remainder:
+                batches = batches.filter(lambda i: tf.shape(i)[0] == batch_size)
+            return batches
+        order = _shuffled_passes(
+            n,
+            shuffle_seed,
+            repeat,
+            lambda perm, seed, e: tf.data.Dataset.from_tensor_slices(perm),
+        )
+        return order.batch(batch_size, drop_remainder=drop_remainder)
 
     def lengths(self):
         """Each row's length (the count of its `padding_mask`'s ones)."""

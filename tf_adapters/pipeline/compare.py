@@ -282,10 +282,10 @@ def _same_run(earlier, run_config, defaults, earlier_rate=None):
     from tf_adapters.training.checkpointing import RESUMABLE
     from tf_adapters.training.checkpointing import run_fingerprint
     from tf_adapters.training.checkpointing import saved_fingerprint
-    from tf_adapters.training.checkpointing import with_old_eval_length
+    from tf_adapters.training.checkpointing import with_old_options
 
     if "adapter" in earlier:  # written by this version
-        earlier = with_old_eval_length(earlier)
+        earlier = with_old_options(earlier)
         try:
             saved = run_fingerprint(FinetuneConfig.from_dict(earlier))
         except (TypeError, ValueError):

@@ -106,6 +106,11 @@ class FinetuneConfig:
             task's `default_eval_sequence_length` where it is longer than
             `sequence_length` (128 for classification, so the built-in
             reviews are scored whole), else `sequence_length`.
+        calibration_size: int. Classification: after training, one bias
+            per label is fitted on this many training examples that no
+            training batch held (`stages.calibrate`); 0: off. Defaults to
+            `None`: the task's (`Task.default_calibration_size`: 256 for
+            classification, 0 for the others).
         remat: bool. Gradient checkpointing of the decoder blocks (less
             peak memory, more compute; see
             `tf_adapters.training.remat.checkpoint_decoder_layers`).
@@ -286,6 +291,14 @@ class FinetuneConfig:
         "task's if longer than --sequence-length (classification 128: the "
         "whole reviews are scored), else --sequence-length.",
     )
+    calibration_size: int | None = _field(
+        None,
+        "classification: after training, fit one bias per label on this "
+        "many training examples the run did not train on, so a run that "
+        "ended leaning to one class is set straight (saved with the "
+        "adapter's report and exported); 0: off. Unset: the task's "
+        "(classification 256, the others 0; docs/main_job.md).",
+    )
     test_size: int = _field(400, "Held-out test examples.")
     validation_size: int = _field(0, "Validation examples (0: none).")
     max_new_tokens: int = _field(
@@ -399,6 +412,15 @@ class FinetuneConfig:
             check_int("sequence_length", self.sequence_length, minimum=1)
             self.eval_sequence_length = max(
                 self.sequence_length, task.default_eval_sequence_length or 0
+            )
+        if self.calibration_size is None:
+            self.calibration_size = task.default_calibration_size
+        check_int("calibration_size", self.calibration_size, minimum=0)
+        if self.calibration_size and not task.default_calibration_size:
+            raise ValueError(
+                "`calibration_size` fits a bias per class after training; "
+                f"--task {self.task} has no classes. Leave it unset or 0. "
+                f"Received: calibration_size={self.calibration_size}."
             )
         if self.export_name is None:
             stem = os.path.splitext(os.path.basename(self.data))[0]

@@ -51,15 +51,12 @@ def run_options(saved):
     another task, data, template or sequence length is scored as it was
     trained; flags and `--config` override them.
     """
-    report_file = os.path.join(
-        os.path.dirname(os.path.normpath(saved)), "report.json"
-    )
-    if not os.path.isfile(report_file):
+    report_file, report = _run_report(saved)
+    if report is None:
         return {}
     try:
-        with open(report_file) as f:
-            options = json.load(f)["reproduce"]["options"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        options = report["reproduce"]["options"]
+    except (KeyError, TypeError) as error:
         raise ValueError(
             f"{report_file} cannot be read as a finetune report ({error}); "
             "move it away or pass the options as flags."
@@ -78,6 +75,50 @@ def run_options(saved):
         ),
     )
     return options
+
+
+def run_label_bias(saved):
+    """The label bias that the `finetune` run that wrote `saved` calibrated
+    (its `report.json`'s `calibration`), or `None` (none calibrated, or no
+    report: an adapter saved by hand)."""
+    report_file, report = _run_report(saved)
+    found = (report or {}).get("calibration") or {}
+    bias = found.get("label_bias")
+    if bias is None:
+        return None
+    if not isinstance(bias, list) or not all(
+        isinstance(b, (int, float)) and np.isfinite(b) for b in bias
+    ):
+        raise ValueError(
+            f"{report_file}: `calibration.label_bias` must be a list of "
+            f"finite numbers; it holds {bias!r}. Move the report away or "
+            "train again."
+        )
+    return [float(b) for b in bias]
+
+
+def _run_report(saved):
+    """`(path, report)`: the `report.json` beside `saved`, or `(path,
+    None)` where there is none."""
+    report_file = os.path.join(
+        os.path.dirname(os.path.normpath(saved)), "report.json"
+    )
+    if not os.path.isfile(report_file):
+        return report_file, None
+    try:
+        with open(report_file) as f:
+            report = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{report_file} cannot be read as a finetune report ({error}); "
+            "move it away or pass the options as flags."
+        ) from None
+    if not isinstance(report, dict):
+        raise ValueError(
+            f"{report_file} cannot be read as a finetune report (not a "
+            "mapping); move it away or pass the options as flags."
+        )
+    return report_file, report
 
 
 def load_trained_weights(trainer, path):
@@ -127,10 +168,13 @@ def load_trained_weights(trainer, path):
     return path
 
 
-def run_evaluate(config, adapter=None, weights=None):
+def run_evaluate(config, adapter=None, weights=None, label_bias=None):
     """Evaluates the base model plus `adapter` (a checkpoint folder) or
     `weights` on the test split `config` describes (the same split
-    `finetune` holds out for the same data, sizes and seed).
+    `finetune` holds out for the same data, sizes and seed). `label_bias`
+    (classification with label words): the bias per label the run
+    calibrated (`run_label_bias`), set before scoring; a linear head's
+    bias already holds it.
 
     Returns the metrics dict.
     """
@@ -142,6 +186,15 @@ def run_evaluate(config, adapter=None, weights=None):
         load_with_fused(run.model, adapter)
     # Every weight (e.g. a new head) is built before saved values load.
     stages.build_trainer(run)
+    if label_bias is not None and hasattr(run.trainer, "label_bias"):
+        if len(label_bias) != run.trainer.label_bias.shape[0]:
+            raise ValueError(
+                f"`label_bias` has {len(label_bias)} values for "
+                f"{run.trainer.label_bias.shape[0]} labels; the run's "
+                "report.json was written for other labels."
+            )
+        run.trainer.label_bias.assign(np.asarray(label_bias, "float32"))
+        log.info("label bias calibrated by the run: %s", label_bias)
     if weights is not None:
         load_trained_weights(run.trainer, weights)
     elif config.head == "linear" and config.task == "classification":

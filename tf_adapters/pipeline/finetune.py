@@ -161,6 +161,7 @@ def _run(config, strategy, resume_from):
         ("base_evaluation", stages.evaluate_base_through_adapter),
         ("compile", lambda run: stages.restore(run, resume_from)),
         ("train", stages.train),
+        ("calibration", stages.calibrate),
         ("save", stages.save),
         ("evaluation", stages.evaluate),
         ("export", stages.export),
@@ -237,6 +238,10 @@ def make_report(run, total_seconds, phases=None):
         # (what `tf-adapters sweep` chooses by), else `None`.
         "validation": run.validation_metrics,
         "base_validation": run.base_validation,
+        # Classification: the bias per label fitted after training on
+        # training examples no batch held (`stages.calibrate`; `tf-adapters
+        # evaluate` applies it again), else `None`.
+        "calibration": run.calibration,
         # AdaLoRA: each layer's rank after training (else `None`).
         "adalora_ranks": adalora_ranks(run.model),
         "checkpoint": run.checkpoint,

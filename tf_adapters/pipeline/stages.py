@@ -13,6 +13,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tf_adapters.checkpoint import load_adapter
 from tf_adapters.checkpoint import save_adapter
@@ -62,6 +63,7 @@ class Run:
     records_sha256: str | None = None
     adapter_name: str | None = None
     fused: list = None  # --method fusion: the fused adapters' names
+    calibration: dict | None = None  # what `calibrate` fitted
     summary: object = None
     timer: object = None
     history: object = None
@@ -280,6 +282,15 @@ def train(run):
         raise_interrupted(run, stop, guard)
 
 
+def _batch_stream(config):
+    """`Encoded.dataset`'s arguments for the training batches."""
+    return {
+        "shuffle_seed": config.seed,
+        "repeat": True,
+        "drop_remainder": config.strategy == "tpu",  # static shapes on TPUs
+    }
+
+
 def training_data(run):
     """The batch stream: a function of the seed alone (`Encoded.dataset`),
     so a resumed run sees the same batches after the interrupted one's, and
@@ -287,9 +298,7 @@ def training_data(run):
     config = run.config
     data = run.task.train.dataset(
         config.batch_size,
-        shuffle_seed=config.seed,
-        repeat=True,
-        drop_remainder=config.strategy == "tpu",  # static shapes on TPUs
+        **_batch_stream(config),
         dynamic_padding=config.dynamic_padding,
         group_by_length=config.group_by_length,
         # Keras averages a per-token loss over batch × width: the cut
@@ -329,6 +338,60 @@ def raise_interrupted(run, stop, guard):
         signal_name=name,
         state_dir=run.state_dir,
     )
+
+
+def calibration_records(run):
+    """Up to `calibration_size` training records that no training batch
+    held: the run's batch stream is replayed for its steps (indices only),
+    and the rest are taken in the order of its first shuffled pass."""
+    config = run.config
+    train = run.task.train
+    batches = train.index_batches(
+        config.batch_size,
+        **_batch_stream(config),
+        group_by_length=config.group_by_length and config.dynamic_padding,
+    ).take(config.steps)
+    seen = np.zeros(len(train.y), bool)
+    for rows in batches.as_numpy_iterator():
+        seen[rows] = True
+    first_pass = tf.random.experimental.stateless_shuffle(
+        tf.range(len(train.y), dtype="int64"),
+        seed=tf.constant([config.seed, 0], "int64"),
+    ).numpy()
+    rows = [i for i in first_pass if not seen[i]][: config.calibration_size]
+    return [run.splits["train"][i] for i in rows]
+
+
+def calibrate(run):
+    """After training, what the task calibrates (classification: a bias
+    per label) on training records the run did not train on."""
+    run.calibration = None
+    if not run.config.calibration_size:
+        return
+    records = calibration_records(run)
+    if records:
+        run.calibration = run.task.calibrate(
+            run.trainer, run.model, records, run.config
+        )
+    else:
+        run.calibration = {
+            "examples": 0,
+            "label_bias": None,
+            "skipped": "every training example was in a training batch "
+            "(steps × batch size cover the training split); give more "
+            "data or fewer steps to calibrate, or --calibration-size 0",
+        }
+    found = run.calibration
+    if found is None:
+        return
+    if found.get("skipped"):
+        log.warning("not calibrated: %s", found["skipped"])
+    else:
+        log.info(
+            "calibrated on %d training examples not trained on: label bias %s",
+            found["examples"],
+            ", ".join(f"{b:+.2f}" for b in found["label_bias"]),
+        )
 
 
 def save(run):

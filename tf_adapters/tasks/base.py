@@ -22,6 +22,10 @@ class Task:
     #: Tokens per validation / test example when `--eval-sequence-length`
     #: is not given, if more than `sequence_length` (None: the same).
     default_eval_sequence_length = None
+    #: Training examples not trained on that `calibrate` fits the label
+    #: bias on when `--calibration-size` is not given (0: no calibration;
+    #: only tasks with classes calibrate).
+    default_calibration_size = 0
     #: Metric names in report order; the first is the headline.
     metrics = ()
     #: Whether a larger headline metric is better.
@@ -75,6 +79,12 @@ class Task:
                 "--validation-size N for a validation split."
             )
         return encoded
+
+    def calibrate(self, trainer, model, records, config):
+        """After training: fits what the task calibrates on `records`
+        (training records no batch held) and sets it in `trainer`;
+        returns what `report.json` records (`None`: nothing to do)."""
+        return None
 
     def export_model(self, trainer, model):
         """What `export_saved_model` exports for this task."""

@@ -30,7 +30,10 @@ class LabelWordClassifier(BackboneModel):
     cross-entropy.
 
     Called on `{"token_ids", "padding_mask"}` (right-padded), it returns
-    float32 logits of shape `(batch, len(label_token_ids))`.
+    float32 logits of shape `(batch, len(label_token_ids))`, plus
+    `label_bias`: a non-trainable weight, zeros until `finetune`
+    calibrates it (`tf_adapters.evaluation.calibration`), that shifts each
+    label's logit (saved and exported with the model).
 
     Args:
         backbone: `keras_hub.models.Backbone`. A backbone with a
@@ -59,6 +62,13 @@ class LabelWordClassifier(BackboneModel):
     def __init__(self, backbone, label_token_ids, **kwargs):
         super().__init__(backbone, **kwargs)
         self.label_token_ids = [int(i) for i in label_token_ids]
+        self.label_bias = self.add_weight(
+            shape=(len(self.label_token_ids),),
+            initializer="zeros",
+            trainable=False,
+            dtype="float32",
+            name="label_bias",
+        )
 
     @classmethod
     def from_causal_lm(cls, causal_lm, labels, **kwargs):
@@ -106,9 +116,15 @@ class LabelWordClassifier(BackboneModel):
         final = last_token_states(self.backbone, inputs, training)
         final = final[:, None, :]  # (B, 1, D): one position to project
         logits = self.backbone.token_embedding(final, reverse=True)[:, 0]
-        return ops.cast(
-            ops.take(logits, self.label_token_ids, axis=-1), "float32"
-        )
+        logits = ops.take(logits, self.label_token_ids, axis=-1)
+        return ops.cast(logits, "float32") + self.label_bias
+
+    def load_own_variables(self, store):
+        # `.keras` files from before `label_bias` hold no variable of the
+        # classifier's own: the bias stays zero, as it was then.
+        if len(store.keys()) == 0:
+            return
+        super().load_own_variables(store)
 
     def get_config(self):
         config = super().get_config()

@@ -121,6 +121,7 @@ _ADDED_OPTIONS = {
     "group_by_length": False,
     "ema_momentum": 0.0,
     "dtype": None,
+    "calibration_size": 0,
 }
 
 
@@ -133,13 +134,19 @@ def with_old_eval_length(options):
     return {"eval_sequence_length": options["sequence_length"], **options}
 
 
+def with_old_options(options):
+    """`options` (a run's config or fingerprint) with the values a run
+    from before an option was added had, where they do not name it: its
+    evaluation length (`with_old_eval_length`) and `_ADDED_OPTIONS`."""
+    options = with_old_eval_length(options)
+    return {**_ADDED_OPTIONS, **options}
+
+
 def _with_old_defaults(found):
     """States written before fingerprints resolved the learning rate kept
     `None` for the method's default: it resolves as it did then. Options
-    added since (`_ADDED_OPTIONS`) take the value those runs had."""
-    found = with_old_eval_length(found)
-    for name, value in _ADDED_OPTIONS.items():
-        found.setdefault(name, value)
+    added since take the value those runs had (`with_old_options`)."""
+    found = with_old_options(found)
     if found.get("learning_rate") is None and found.get("method"):
         adapter = found.get("adapter_config")
         adapter = registry.config_from_dict(adapter) if adapter else None
