@@ -1,22 +1,14 @@
 import os
 
 import keras
-import keras_hub
 import numpy as np
+import tiny_models
 
 import tf_adapters as tfa
 
 
 def _classifier():
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=64,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-    )
+    backbone = tiny_models.backbone("gpt2")
     return tfa.LabelWordClassifier(backbone, label_token_ids=[5, 9])
 
 

@@ -57,10 +57,7 @@ def run_options(saved):
     try:
         options = report["reproduce"]["options"]
     except (KeyError, TypeError) as error:
-        raise ValueError(
-            f"{report_file} cannot be read as a finetune report ({error}); "
-            "move it away or pass the options as flags."
-        ) from None
+        raise _unreadable(report_file, error) from None
     if not isinstance(options, dict):
         raise ValueError(
             f"{report_file}: `reproduce.options` is not a mapping of options."
@@ -109,16 +106,17 @@ def _run_report(saved):
         with open(report_file) as f:
             report = json.load(f)
     except (OSError, ValueError) as error:
-        raise ValueError(
-            f"{report_file} cannot be read as a finetune report ({error}); "
-            "move it away or pass the options as flags."
-        ) from None
+        raise _unreadable(report_file, error) from None
     if not isinstance(report, dict):
-        raise ValueError(
-            f"{report_file} cannot be read as a finetune report (not a "
-            "mapping); move it away or pass the options as flags."
-        )
+        raise _unreadable(report_file, "not a mapping")
     return report_file, report
+
+
+def _unreadable(report_file, why):
+    return ValueError(
+        f"{report_file} cannot be read as a finetune report ({why}); "
+        "move it away or pass the options as flags."
+    )
 
 
 def load_trained_weights(trainer, path):
