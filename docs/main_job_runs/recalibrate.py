@@ -26,26 +26,16 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# rescore.py sits beside this script (`python docs/main_job_runs/...`
+# puts this folder first on the path).
+from rescore import load_run  # noqa: E402
+
 from tf_adapters.pipeline import stages  # noqa: E402
-from tf_adapters.pipeline.config import FinetuneConfig  # noqa: E402
-from tf_adapters.pipeline.fusion import load_with_fused  # noqa: E402
 
 
 def recalibrate(run_dir):
-    with open(os.path.join(run_dir, "report.json")) as f:
-        report = json.load(f)
-    options = dict(
-        report["reproduce"]["options"],
-        eval_sequence_length=128,
-        calibration_size=256,
-    )
-    config = FinetuneConfig.from_dict(options)
-    run = stages.Run(config, strategy=None)
-    stages.load(run)
-    stages.prepare(run)
-    load_with_fused(run.model, os.path.join(run_dir, "adapter"))
-    stages.build_trainer(run)
-    run.trainer.compile(loss=run.task.loss(), jit_compile=config.jit_compile)
+    _, run = load_run(run_dir, eval_sequence_length=128, calibration_size=256)
+    config = run.config
     stages.evaluate(run)
     before = {
         "validation": run.validation_metrics["accuracy"],

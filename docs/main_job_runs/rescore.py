@@ -26,17 +26,27 @@ from tf_adapters.pipeline.config import FinetuneConfig  # noqa: E402
 from tf_adapters.pipeline.fusion import load_with_fused  # noqa: E402
 
 
-def rescore(run_dir, length):
+def load_run(run_dir, **options):
+    """`(report, run)`: RUN_DIR's report and its run rebuilt from the
+    report's options with `options` changed (splits, a fresh base with
+    the saved adapter, the task model compiled), ready to evaluate."""
     with open(os.path.join(run_dir, "report.json")) as f:
         report = json.load(f)
-    options = dict(report["reproduce"]["options"], eval_sequence_length=length)
-    config = FinetuneConfig.from_dict(options)
+    config = FinetuneConfig.from_dict(
+        dict(report["reproduce"]["options"], **options)
+    )
     run = stages.Run(config, strategy=None)
     stages.load(run)
     stages.prepare(run)
     load_with_fused(run.model, os.path.join(run_dir, "adapter"))
     stages.build_trainer(run)
     run.trainer.compile(loss=run.task.loss(), jit_compile=config.jit_compile)
+    return report, run
+
+
+def rescore(run_dir, length):
+    report, run = load_run(run_dir, eval_sequence_length=length)
+    config = run.config
     stages.evaluate(run)
     return {
         "seed": config.seed,

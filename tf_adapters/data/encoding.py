@@ -150,18 +150,25 @@ class Encoded:
 GROUP_BATCHES = 16
 
 
+def pass_permutation(n, seed, e):
+    """The order of `n` rows in pass `e` (an int64 tensor or int) of the
+    stream shuffled by `seed`: `stateless_shuffle(range(n), seed=[seed,
+    e])`, a function of the seed alone (`Encoded.dataset`)."""
+    return tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype="int64"),
+        seed=tf.stack([tf.cast(seed, "int64"), tf.cast(e, "int64")]),
+    )
+
+
 def _shuffled_passes(n, shuffle_seed, repeat, each_pass):
     """Passes over `n` rows (one, or endless with `repeat`), pass `e` made
     by `each_pass(perm, seed, e)` from its permutation
-    `perm = stateless_shuffle(range(n), seed=[shuffle_seed, e])`, `seed`
-    being `shuffle_seed` as an int64 tensor: a function of the seed alone."""
+    `perm = pass_permutation(n, shuffle_seed, e)`, `seed` being
+    `shuffle_seed` as an int64 tensor: a function of the seed alone."""
     seed = tf.constant(int(shuffle_seed), "int64")
 
     def one_pass(e):
-        perm = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype="int64"), seed=tf.stack([seed, e])
-        )
-        return each_pass(perm, seed, e)
+        return each_pass(pass_permutation(n, seed, e), seed, e)
 
     passes = tf.data.Dataset.counter()
     if not repeat:

@@ -13,11 +13,11 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tf_adapters.checkpoint import load_adapter
 from tf_adapters.checkpoint import save_adapter
 from tf_adapters.core.atomic import atomic_directory
+from tf_adapters.data.encoding import pass_permutation
 from tf_adapters.export.saved_model import export_saved_model
 from tf_adapters.injection.api import add_adapter
 from tf_adapters.injection.api import delete_adapter
@@ -354,10 +354,7 @@ def calibration_records(run):
     seen = np.zeros(len(train.y), bool)
     for rows in batches.as_numpy_iterator():
         seen[rows] = True
-    first_pass = tf.random.experimental.stateless_shuffle(
-        tf.range(len(train.y), dtype="int64"),
-        seed=tf.constant([config.seed, 0], "int64"),
-    ).numpy()
+    first_pass = pass_permutation(len(train.y), config.seed, 0).numpy()
     rows = [i for i in first_pass if not seen[i]][: config.calibration_size]
     return [run.splits["train"][i] for i in rows]
 
